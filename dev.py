@@ -1,0 +1,330 @@
+#!/usr/bin/env python3
+"""Every developer and CI task for the Puppet Engine suite. Stdlib only.
+
+    python3 dev.py up        run the services on embedded defaults (no keys, no servers)
+    python3 dev.py check     everything CI runs
+
+The first task on a fresh machine installs uv (into .tools/, unless one is on PATH) and then the
+whole uv workspace from the one lock file, with the machine's Python 3.11.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+UV_VERSION = "0.13.9"
+PROTOS = ROOT / "protos"
+APIS = ROOT / "libs" / "puppet-apis"
+VENDORED_GOOGLE = ("google/api/annotations.proto", "google/api/http.proto")
+# Start order for `up`: dependencies before the services that call them.
+SERVICE_ORDER = ("memory", "llm", "social", "chain", "agent")
+DEFAULT_PORTS = {"agent": 50051, "memory": 50052, "llm": 50053, "social": 50054, "chain": 50055}
+
+
+def services() -> list[str]:
+    """Services that exist in this checkout, in start order."""
+    return [s for s in SERVICE_ORDER if (ROOT / "services" / s / f"puppet_{s}").is_dir()]
+
+
+def members() -> list[Path]:
+    """Workspace members that carry hand-written, type-checked code."""
+    return [ROOT / "libs" / "puppet-runtime", *(ROOT / "services" / s for s in services())]
+
+
+def say(message: str) -> None:
+    print(f"\033[1m==> {message}\033[0m", flush=True)
+
+
+def sh(*cmd: str | Path, cwd: Path = ROOT, env: dict[str, str] | None = None) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    result = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env)
+    if result.returncode != 0:
+        sys.exit(result.returncode)
+
+
+def uv() -> str:
+    """Path to uv: the one on PATH, else one installed into .tools/ with pip."""
+    found = shutil.which("uv")
+    if found:
+        return found
+    tools = ROOT / ".tools"
+    local = tools / "bin" / "uv"
+    if not local.exists():
+        say(f"installing uv {UV_VERSION} into .tools/")
+        sh(sys.executable, "-m", "venv", tools)
+        sh(tools / "bin" / "python", "-m", "pip", "install", "--quiet", f"uv=={UV_VERSION}")
+    return str(local)
+
+
+def run(*cmd: str | Path, cwd: Path = ROOT, env: dict[str, str] | None = None) -> None:
+    """Run a command inside the workspace environment (no implicit re-sync)."""
+    sh(uv(), "run", "--frozen", "--no-sync", *cmd, cwd=cwd, env=env)
+
+
+def setup(_: argparse.Namespace | None = None) -> None:
+    """Install every workspace package and dev tool from uv.lock (no Python downloads)."""
+    say("syncing the uv workspace from uv.lock")
+    sh(uv(), "sync", "--frozen", "--all-packages", "--python", sys.executable)
+
+
+def _vendor_google_protos() -> None:
+    """Copy google/api/{annotations,http}.proto from the pinned googleapis-common-protos wheel."""
+    probe = "import google.api.annotations_pb2 as m, os; print(os.path.dirname(m.__file__))"
+    out = subprocess.run(
+        [uv(), "run", "--frozen", "--no-sync", "python", "-c", probe],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    )
+    source = Path(out.stdout.strip()).parent.parent
+    for rel in VENDORED_GOOGLE:
+        target = PROTOS / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / rel, target)
+
+
+def _generate(out: Path) -> None:
+    files = sorted(str(p.relative_to(PROTOS)) for p in (PROTOS / "puppet").rglob("*.proto"))
+    run(
+        "python", "-m", "grpc_tools.protoc", f"-I{PROTOS}",
+        f"--python_out={out}", f"--grpc_python_out={out}",
+        f"--mypy_out={out}", f"--mypy_grpc_out={out}", *files,
+    )
+    for package in [out / "puppet", *(p for p in (out / "puppet").rglob("*") if p.is_dir())]:
+        init = package / "__init__.py"
+        if not init.exists():
+            init.write_text(f'"""Generated package {package.relative_to(out)}."""\n')
+    (out / "puppet" / "py.typed").write_text("")
+
+
+def _same_tree(a: Path, b: Path) -> bool:
+    cmp = filecmp.dircmp(a, b, ignore=["__pycache__"])
+    if cmp.left_only or cmp.right_only or cmp.diff_files or cmp.funny_files:
+        for name in [*cmp.left_only, *cmp.right_only, *cmp.diff_files]:
+            print(f"  differs: {b / name}")
+        return False
+    return all(_same_tree(a / d, b / d) for d in cmp.common_dirs)
+
+
+def gen(args: argparse.Namespace) -> None:
+    """Format and lint the protos, then regenerate libs/puppet-apis (--check: fail on drift)."""
+    _vendor_google_protos()
+    if args.check:
+        run("buf", "format", "-d", "--exit-code")
+    else:
+        run("buf", "format", "-w")
+    run("buf", "lint")
+    with tempfile.TemporaryDirectory() as tmp:
+        _generate(Path(tmp))
+        if args.check:
+            if not _same_tree(Path(tmp) / "puppet", APIS / "puppet"):
+                sys.exit("generated code is stale: run `python3 dev.py gen` and commit the result")
+            say("generated code is up to date")
+            return
+        shutil.rmtree(APIS / "puppet", ignore_errors=True)
+        shutil.copytree(Path(tmp) / "puppet", APIS / "puppet")
+    say("regenerated libs/puppet-apis")
+
+
+def fmt(_: argparse.Namespace) -> None:
+    """ruff format, ruff check --fix, buf format -w."""
+    run("ruff", "format", ".")
+    run("ruff", "check", "--fix", ".")
+    run("buf", "format", "-w")
+
+
+def _breaking() -> None:
+    """buf breaking against main, when this checkout has a main branch that holds protos."""
+    has_main = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", "main:protos"],
+        cwd=ROOT, capture_output=True,
+    ).returncode == 0
+    if not has_main:
+        say("buf breaking skipped: no main branch with protos/ in this checkout")
+        return
+    run("buf", "breaking", "protos", "--against", ".git#branch=main,subdir=protos")
+
+
+def lint(_: argparse.Namespace) -> None:
+    """ruff (format + rules), strict mypy per member, buf lint, buf breaking against main."""
+    run("ruff", "format", "--check", ".")
+    run("ruff", "check", ".")
+    for member in members():
+        targets = [p.name for p in member.iterdir() if p.name.startswith("puppet_")]
+        targets += ["tests"] if (member / "tests").is_dir() else []
+        run("mypy", "--config-file", ROOT / "pyproject.toml", *targets, cwd=member)
+    run("mypy", "--config-file", ROOT / "pyproject.toml", "dev.py", "bench", "tests")
+    run("buf", "lint")
+    _breaking()
+
+
+def test(args: argparse.Namespace) -> None:
+    """pytest for the runtime, the chosen services (all by default) and the cross-service tests."""
+    chosen = args.services or services()
+    paths = [ROOT / "libs" / "puppet-runtime" / "tests"]
+    paths += [ROOT / "services" / s / "tests" for s in chosen]
+    if not args.services:
+        paths.append(ROOT / "tests")
+    run("pytest", *(str(p) for p in paths if p.is_dir()), *args.pytest_args)
+
+
+def check(_: argparse.Namespace) -> None:
+    """Everything CI runs: setup, generated-code drift, lint, every test."""
+    started = time.monotonic()
+    setup()
+    gen(argparse.Namespace(check=True))
+    lint(argparse.Namespace())
+    test(argparse.Namespace(services=[], pytest_args=[]))
+    say(f"check passed in {time.monotonic() - started:.0f} s")
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.2)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _healthy(name: str, port: int) -> bool:
+    script = (
+        "import grpc, sys\n"
+        "from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g\n"
+        f"ch = grpc.insecure_channel('127.0.0.1:{port}')\n"
+        "r = g.HealthStub(ch).Check(h.HealthCheckRequest(), timeout=2)\n"
+        "sys.exit(0 if r.status == h.HealthCheckResponse.SERVING else 1)\n"
+    )
+    done = subprocess.run(
+        [uv(), "run", "--frozen", "--no-sync", "python", "-c", script],
+        cwd=ROOT, capture_output=True,
+    )
+    return done.returncode == 0
+
+
+def up(args: argparse.Namespace) -> None:
+    """Run every service on embedded defaults (SQLite under ./data, local models) until Ctrl-C."""
+    setup()
+    data = Path(args.data_dir).resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    logs = data / "logs"
+    logs.mkdir(exist_ok=True)
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def stop(*_: object) -> None:
+        for name, proc in procs.items():
+            if proc.poll() is None:
+                say(f"stopping {name}")
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs.values():
+            proc.wait(timeout=30)
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        for name in services():
+            port = DEFAULT_PORTS[name]
+            if _port_open(port):
+                sys.exit(f"port {port} for {name} is taken: is another `dev.py up` running?")
+            env = {
+                **os.environ,
+                f"PUPPET_{name.upper()}_PORT": str(port),
+                f"PUPPET_{name.upper()}_DATA_DIR": str(data / name),
+                f"PUPPET_{name.upper()}_LOG_FORMAT": "text",
+            }
+            say(f"starting {name} on 127.0.0.1:{port} (log: {logs / (name + '.log')})")
+            log = (logs / f"{name}.log").open("ab")
+            procs[name] = subprocess.Popen(
+                [uv(), "run", "--frozen", "--no-sync", "python", "-m", f"puppet_{name}"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
+            deadline = time.monotonic() + 120
+            while not _healthy(name, port):
+                if procs[name].poll() is not None or time.monotonic() > deadline:
+                    sys.exit(f"{name} did not become healthy; see {logs / (name + '.log')}")
+                time.sleep(0.5)
+            say(f"{name} is SERVING")
+        _print_where_to_look(data)
+        while all(p.poll() is None for p in procs.values()):
+            time.sleep(1)
+        failed = [n for n, p in procs.items() if p.poll() is not None]
+        sys.exit(f"{', '.join(failed)} exited; see {logs}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop()
+
+
+def _print_where_to_look(data: Path) -> None:
+    print("\nEverything is up. Where to look:")
+    for name in services():
+        print(f"  {name:<7} grpc 127.0.0.1:{DEFAULT_PORTS[name]}   data {data / name}")
+    print(f"  logs    {data / 'logs'}")
+    if "memory" in services():
+        body = json.dumps({"parent": "agents/coby-agent", "memory": {"content": "likes tea"}})
+        print(
+            "\nTry it (reflection is on):\n"
+            "  uv run buf curl --protocol grpc --http2-prior-knowledge \\\n"
+            f"    -d '{body}' \\\n"
+            f"    http://127.0.0.1:{DEFAULT_PORTS['memory']}"
+            "/puppet.memory.v1.MemoryService/CreateMemory\n"
+        )
+    print("Press Ctrl-C to stop.", flush=True)
+
+
+def run_service(args: argparse.Namespace) -> None:
+    """Run one service in the foreground with dev settings."""
+    env = {**os.environ, f"PUPPET_{args.service.upper()}_LOG_FORMAT": "text"}
+    run("python", "-m", f"puppet_{args.service}", env=env)
+
+
+def bench(args: argparse.Namespace) -> None:
+    """Run a benchmark from bench/; its last line is one JSON object of figures."""
+    script = ROOT / "bench" / f"{args.target}.py"
+    if not script.exists():
+        sys.exit(f"no benchmark {script.name}; have: {[p.stem for p in (ROOT / 'bench').glob('*.py')]}")
+    run("python", script, *args.bench_args)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    tasks = parser.add_subparsers(required=True, metavar="task")
+    tasks.add_parser("setup", help=setup.__doc__).set_defaults(run=setup)
+    p = tasks.add_parser("gen", help=gen.__doc__)
+    p.add_argument("--check", action="store_true")
+    p.set_defaults(run=gen)
+    tasks.add_parser("fmt", help=fmt.__doc__).set_defaults(run=fmt)
+    tasks.add_parser("lint", help=lint.__doc__).set_defaults(run=lint)
+    p = tasks.add_parser("test", help=test.__doc__)
+    p.add_argument("services", nargs="*", help=f"any of {', '.join(SERVICE_ORDER)}")
+    p.set_defaults(run=test)
+    tasks.add_parser("check", help=check.__doc__).set_defaults(run=check)
+    p = tasks.add_parser("up", help=up.__doc__)
+    p.add_argument("--data-dir", default=str(ROOT / "data"))
+    p.set_defaults(run=up)
+    p = tasks.add_parser("run", help=run_service.__doc__)
+    p.add_argument("service", choices=SERVICE_ORDER)
+    p.set_defaults(run=run_service)
+    p = tasks.add_parser("bench", help=bench.__doc__)
+    p.add_argument("target")
+    p.add_argument("bench_args", nargs=argparse.REMAINDER)
+    p.set_defaults(run=bench)
+    args, extra = parser.parse_known_args()
+    if args.run is test:
+        unknown = sorted(set(args.services) - set(SERVICE_ORDER))
+        if unknown:
+            parser.error(f"unknown service(s) {unknown}; choose from {SERVICE_ORDER}")
+        args.pytest_args = extra  # e.g. `dev.py test memory -k recall -x`
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""MemoryService: what each persona remembers."""
