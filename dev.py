@@ -84,7 +84,10 @@ def _vendor_google_protos() -> None:
     probe = "import google.api.annotations_pb2 as m, os; print(os.path.dirname(m.__file__))"
     out = subprocess.run(
         [uv(), "run", "--frozen", "--no-sync", "python", "-c", probe],
-        cwd=ROOT, check=True, capture_output=True, text=True,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     source = Path(out.stdout.strip()).parent.parent
     for rel in VENDORED_GOOGLE:
@@ -96,9 +99,15 @@ def _vendor_google_protos() -> None:
 def _generate(out: Path) -> None:
     files = sorted(str(p.relative_to(PROTOS)) for p in (PROTOS / "puppet").rglob("*.proto"))
     run(
-        "python", "-m", "grpc_tools.protoc", f"-I{PROTOS}",
-        f"--python_out={out}", f"--grpc_python_out={out}",
-        f"--mypy_out={out}", f"--mypy_grpc_out={out}", *files,
+        "python",
+        "-m",
+        "grpc_tools.protoc",
+        f"-I{PROTOS}",
+        f"--python_out={out}",
+        f"--grpc_python_out={out}",
+        f"--mypy_out={out}",
+        f"--mypy_grpc_out={out}",
+        *files,
     )
     for package in [out / "puppet", *(p for p in (out / "puppet").rglob("*") if p.is_dir())]:
         init = package / "__init__.py"
@@ -145,10 +154,14 @@ def fmt(_: argparse.Namespace) -> None:
 
 def _breaking() -> None:
     """buf breaking against main, when this checkout has a main branch that holds protos."""
-    has_main = subprocess.run(
-        ["git", "rev-parse", "--verify", "--quiet", "main:protos"],
-        cwd=ROOT, capture_output=True,
-    ).returncode == 0
+    has_main = (
+        subprocess.run(
+            ["git", "rev-parse", "--verify", "--quiet", "main:protos"],
+            cwd=ROOT,
+            capture_output=True,
+        ).returncode
+        == 0
+    )
     if not has_main:
         say("buf breaking skipped: no main branch with protos/ in this checkout")
         return
@@ -163,7 +176,8 @@ def lint(_: argparse.Namespace) -> None:
         targets = [p.name for p in member.iterdir() if p.name.startswith("puppet_")]
         targets += ["tests"] if (member / "tests").is_dir() else []
         run("mypy", "--config-file", ROOT / "pyproject.toml", *targets, cwd=member)
-    run("mypy", "--config-file", ROOT / "pyproject.toml", "dev.py", "bench", "tests")
+    extras = [name for name in ("dev.py", "bench", "tests") if (ROOT / name).exists()]
+    run("mypy", "--config-file", ROOT / "pyproject.toml", *extras)
     run("buf", "lint")
     _breaking()
 
@@ -204,7 +218,8 @@ def _healthy(name: str, port: int) -> bool:
     )
     done = subprocess.run(
         [uv(), "run", "--frozen", "--no-sync", "python", "-c", script],
-        cwd=ROOT, capture_output=True,
+        cwd=ROOT,
+        capture_output=True,
     )
     return done.returncode == 0
 
@@ -242,7 +257,10 @@ def up(args: argparse.Namespace) -> None:
             log = (logs / f"{name}.log").open("ab")
             procs[name] = subprocess.Popen(
                 [uv(), "run", "--frozen", "--no-sync", "python", "-m", f"puppet_{name}"],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
             deadline = time.monotonic() + 120
             while not _healthy(name, port):
@@ -288,12 +306,16 @@ def bench(args: argparse.Namespace) -> None:
     """Run a benchmark from bench/; its last line is one JSON object of figures."""
     script = ROOT / "bench" / f"{args.target}.py"
     if not script.exists():
-        sys.exit(f"no benchmark {script.name}; have: {[p.stem for p in (ROOT / 'bench').glob('*.py')]}")
+        sys.exit(
+            f"no benchmark {script.name}; have: {[p.stem for p in (ROOT / 'bench').glob('*.py')]}"
+        )
     run("python", script, *args.bench_args)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     tasks = parser.add_subparsers(required=True, metavar="task")
     tasks.add_parser("setup", help=setup.__doc__).set_defaults(run=setup)
     p = tasks.add_parser("gen", help=gen.__doc__)
