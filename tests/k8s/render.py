@@ -1,0 +1,143 @@
+"""Render a kustomization without kubectl, for the kustomize features k8s/ uses and no others.
+
+Supported: resources (files and folders), components, namespace, labels (pairs,
+includeTemplates), images, replicas, and patches given by path whose maps merge the way a
+strategic merge patch does (patches that touch lists are refused). Any other field raises, so a
+manifest never depends on a feature this renderer would silently skip.
+
+    python tests/k8s/render.py k8s/overlays/production | kubernetes-validate --strict -
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+Doc = dict[str, Any]
+
+SUPPORTED = {"apiVersion", "kind", "namespace", "labels", "resources", "components", "images"}
+SUPPORTED |= {"replicas", "patches"}
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PriorityClass", "StorageClass"}
+SCALABLE = {"Deployment", "StatefulSet", "ReplicaSet", "ReplicationController"}
+
+
+def load_yaml(path: Path) -> list[Doc]:
+    """Every non-empty document in a YAML file."""
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def render(folder: Path, accumulated: list[Doc] | None = None) -> list[Doc]:
+    """Build the kustomization in `folder`; a Component transforms `accumulated` in place."""
+    spec = load_yaml(folder / "kustomization.yaml")[0]
+    unknown = set(spec) - SUPPORTED
+    if unknown:
+        raise ValueError(f"{folder}: kustomize fields the renderer does not support: {unknown}")
+    docs: list[Doc] = []
+    if spec["kind"] == "Component":
+        if accumulated is None:
+            raise ValueError(f"{folder}: a Component is only used from a kustomization")
+        docs = accumulated
+    for entry in spec.get("resources", []):
+        path = folder / entry
+        docs.extend(render(path) if path.is_dir() else load_yaml(path))
+    for entry in spec.get("components", []):
+        render(folder / entry, docs)
+    for patch in spec.get("patches", []):
+        _patch(docs, load_yaml(folder / patch["path"])[0])
+    if "namespace" in spec:
+        _set_namespace(docs, spec["namespace"])
+    for label in spec.get("labels", []):
+        _add_labels(docs, label)
+    for rule in spec.get("replicas", []):
+        for doc in docs:
+            if doc["kind"] in SCALABLE and doc["metadata"]["name"] == rule["name"]:
+                doc["spec"]["replicas"] = rule["count"]
+    for rule in spec.get("images", []):
+        _set_images(docs, rule)
+    return docs
+
+
+def _patch(docs: list[Doc], patch: Doc) -> None:
+    meta = patch["metadata"]
+    targets = [
+        d
+        for d in docs
+        if d["kind"] == patch["kind"]
+        and d["metadata"]["name"] == meta["name"]
+        and meta.get("namespace", d["metadata"].get("namespace")) == d["metadata"].get("namespace")
+    ]
+    if len(targets) != 1:
+        raise ValueError(f"patch {patch['kind']}/{meta['name']} matches {len(targets)} resources")
+    _merge(targets[0], {k: v for k, v in patch.items() if k not in ("apiVersion", "kind")})
+
+
+def _merge(into: Doc, patch: Doc) -> None:
+    for key, value in patch.items():
+        if isinstance(value, list):
+            raise ValueError(f"patch sets the list {key!r}; list merges are not supported")
+        if value is None:
+            into.pop(key, None)
+        elif isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = copy.deepcopy(value)
+
+
+def _set_namespace(docs: list[Doc], namespace: str) -> None:
+    for doc in docs:
+        if doc["kind"] == "Namespace":
+            doc["metadata"]["name"] = namespace
+        elif doc["kind"] not in CLUSTER_SCOPED:
+            doc["metadata"]["namespace"] = namespace
+
+
+def _add_labels(docs: list[Doc], label: Doc) -> None:
+    if label.get("includeSelectors") or set(label) - {"pairs", "includeTemplates"}:
+        raise ValueError(f"unsupported labels entry {label}")
+    for doc in docs:
+        doc["metadata"].setdefault("labels", {}).update(label["pairs"])
+        template = doc.get("spec", {}).get("template")
+        if label.get("includeTemplates") and isinstance(template, dict):
+            template.setdefault("metadata", {}).setdefault("labels", {}).update(label["pairs"])
+
+
+def split_image(image: str) -> tuple[str, str, str]:
+    """`registry:5000/a/b:tag@sha256:..` -> (name, tag, digest); missing parts are ''."""
+    name, _, digest = image.partition("@")
+    head, _, tag = name.rpartition(":")
+    if not head or "/" in tag:
+        return name, "", digest
+    return head, tag, digest
+
+
+def _set_images(node: Any, rule: Doc) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _set_images(item, rule)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("containers", "initContainers"):
+                for container in value:
+                    container["image"] = _retag(container["image"], rule)
+            else:
+                _set_images(value, rule)
+
+
+def _retag(image: str, rule: Doc) -> str:
+    name, tag, digest = split_image(image)
+    if name != rule["name"]:
+        return image
+    name = str(rule.get("newName", name))
+    if "digest" in rule:
+        return f"{name}@{rule['digest']}"
+    if "newTag" in rule:
+        return f"{name}:{rule['newTag']}"
+    return name + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
+
+
+if __name__ == "__main__":
+    yaml.safe_dump_all(render(Path(sys.argv[1])), sys.stdout, sort_keys=False)
