@@ -16,7 +16,7 @@ class Embedder(Protocol):
 
     @property
     def model(self) -> str:
-        """Identifier stored beside every vector, e.g. ``sentence-transformers/all-MiniLM-L6-v2``."""
+        """Identifier stored beside every vector (``sentence-transformers/all-MiniLM-L6-v2``)."""
         ...
 
     @property
