@@ -242,8 +242,8 @@ class SocialServiceServicer:
 
     def VerifyAccount(self, request, context):
         """Looks the account up on the network ("me") and refreshes its user id and handle.
-        Errors: INVALID_FIELD, ACCOUNT_NOT_FOUND, CREDENTIALS_MISSING, CREDENTIALS_REJECTED,
-        READ_RATE_LIMITED, NETWORK_UNAVAILABLE.
+        Errors: INVALID_FIELD, REQUEST_ID_REUSED, ACCOUNT_NOT_FOUND, CREDENTIALS_MISSING,
+        CREDENTIALS_REJECTED, READ_RATE_LIMITED, NETWORK_UNAVAILABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -88,8 +88,8 @@ class SocialServiceStub:
     """
     VerifyAccount: _grpc.UnaryUnaryMultiCallable[_social_service_pb2.VerifyAccountRequest, _social_service_pb2.VerifyAccountResponse]
     """Looks the account up on the network ("me") and refreshes its user id and handle.
-    Errors: INVALID_FIELD, ACCOUNT_NOT_FOUND, CREDENTIALS_MISSING, CREDENTIALS_REJECTED,
-    READ_RATE_LIMITED, NETWORK_UNAVAILABLE.
+    Errors: INVALID_FIELD, REQUEST_ID_REUSED, ACCOUNT_NOT_FOUND, CREDENTIALS_MISSING,
+    CREDENTIALS_REJECTED, READ_RATE_LIMITED, NETWORK_UNAVAILABLE.
     """
     CreatePost: _grpc.UnaryUnaryMultiCallable[_social_service_pb2.CreatePostRequest, _social_service_pb2.CreatePostResponse]
     """Posts a new post, a reply (in_reply_to) or a quote (quoted_post) through the outbox.
@@ -222,8 +222,8 @@ class SocialServiceAsyncStub(SocialServiceStub):
     """
     VerifyAccount: _aio.UnaryUnaryMultiCallable[_social_service_pb2.VerifyAccountRequest, _social_service_pb2.VerifyAccountResponse]  # type: ignore[assignment]
     """Looks the account up on the network ("me") and refreshes its user id and handle.
-    Errors: INVALID_FIELD, ACCOUNT_NOT_FOUND, CREDENTIALS_MISSING, CREDENTIALS_REJECTED,
-    READ_RATE_LIMITED, NETWORK_UNAVAILABLE.
+    Errors: INVALID_FIELD, REQUEST_ID_REUSED, ACCOUNT_NOT_FOUND, CREDENTIALS_MISSING,
+    CREDENTIALS_REJECTED, READ_RATE_LIMITED, NETWORK_UNAVAILABLE.
     """
     CreatePost: _aio.UnaryUnaryMultiCallable[_social_service_pb2.CreatePostRequest, _social_service_pb2.CreatePostResponse]  # type: ignore[assignment]
     """Posts a new post, a reply (in_reply_to) or a quote (quoted_post) through the outbox.
@@ -383,8 +383,8 @@ class SocialServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_social_service_pb2.VerifyAccountResponse, _abc.Awaitable[_social_service_pb2.VerifyAccountResponse]]:
         """Looks the account up on the network ("me") and refreshes its user id and handle.
-        Errors: INVALID_FIELD, ACCOUNT_NOT_FOUND, CREDENTIALS_MISSING, CREDENTIALS_REJECTED,
-        READ_RATE_LIMITED, NETWORK_UNAVAILABLE.
+        Errors: INVALID_FIELD, REQUEST_ID_REUSED, ACCOUNT_NOT_FOUND, CREDENTIALS_MISSING,
+        CREDENTIALS_REJECTED, READ_RATE_LIMITED, NETWORK_UNAVAILABLE.
         """
 
     @_abc_1.abstractmethod
