@@ -12,7 +12,8 @@ import pytest
 from google.api import annotations_pb2, http_pb2
 from google.protobuf import json_format, message_factory
 from google.protobuf.descriptor import MethodDescriptor
-from puppet.agent.v1 import agent_service_pb2
+from google.protobuf.message import Message
+from puppet.agent.v1 import agent_pb2, agent_service_pb2
 
 CAPTURES = Path(__file__).parent / "legacy-captures"
 SERVICE = agent_service_pb2.DESCRIPTOR.services_by_name["AgentService"]
@@ -20,7 +21,7 @@ SERVICE = agent_service_pb2.DESCRIPTOR.services_by_name["AgentService"]
 # The thirteen legacy routes (../shared/legacy/CONTRACT.md §2), with their RPCs.
 LEGACY_ROUTES = {
     ("GET", "/api/status"): "GetStatus",
-    ("GET", "/api/agents"): "ListAgents",
+    ("GET", "/api/agents"): "LegacyListAgents",
     ("GET", "/api/agents/{agent_id}"): "GetAgent",
     ("GET", "/api/agents/{agent_id}/memory"): "GetAgentMemory",
     ("GET", "/api/agents/{agent_id}/context"): "GetAgentContext",
@@ -31,7 +32,16 @@ LEGACY_ROUTES = {
     ("POST", "/api/agents/{agent_id}/memories"): "CreateMemory",
     ("GET", "/api/agents/{agent_id}/relationships"): "GetAgentRelationships",
     ("POST", "/api/events"): "CreateEvent",
-    ("GET", "/api/events"): "ListEvents",
+    ("GET", "/api/events"): "LegacyListEvents",
+}
+
+# Envoy's transcoder (1.40) accepts response_body only for a google.api.HttpBody field, so the
+# bare-array routes return the JSON array as an HttpBody, built by the servicer from these
+# messages printed as proto3 JSON (every field printed, camelCase keys).
+HTTP_BODY = "google.api.HttpBody"
+ARRAY_ELEMENTS: dict[str, type[agent_pb2.AgentSummary] | type[agent_pb2.Event]] = {
+    "LegacyListAgents": agent_pb2.AgentSummary,
+    "LegacyListEvents": agent_pb2.Event,
 }
 
 # Captures whose legacy answer was a bug we fix on purpose (listed in the agent service
@@ -104,26 +114,31 @@ def _shape(value: Any) -> Any:
     return "string"
 
 
-def _transcode(route: Route, legacy_body: Any) -> Any:
-    """Fill the response message from the legacy body and print it as the gateway would."""
-    response_type = message_factory.GetMessageClass(route.method.output_type)
-    message = response_type()
-    body_field = None
-    if route.response_body:
-        body_field = route.method.output_type.fields_by_name[route.response_body]
-        legacy_body = {body_field.json_name: legacy_body}
-    json_format.ParseDict(legacy_body, message, ignore_unknown_fields=False)
-    printed = json_format.MessageToDict(
+def _body_type(route: Route) -> str:
+    """Full name of the message type that the rule's response_body selects."""
+    body = route.method.output_type.fields_by_name[route.response_body].message_type
+    return body.full_name if body is not None else ""
+
+
+def _print(message: Message) -> Any:
+    """Proto3 JSON as the gateway prints it (always_print_primitive_fields, camelCase)."""
+    return json_format.MessageToDict(
         message,
         always_print_fields_with_no_presence=True,
         preserving_proto_field_name=False,
     )
-    if body_field is None:
-        return printed
-    if body_field.json_name in printed:
-        return printed[body_field.json_name]
-    # An unset singular message selected as the body prints as an empty object.
-    return [] if body_field.is_repeated else {}
+
+
+def _transcode(route: Route, legacy_body: Any) -> Any:
+    """Fill the response message(s) from the legacy body and print them as the gateway would."""
+    if route.response_body:
+        assert _body_type(route) == HTTP_BODY
+        element_type = ARRAY_ELEMENTS[route.method.name]
+        assert isinstance(legacy_body, list)
+        return [_print(json_format.ParseDict(item, element_type())) for item in legacy_body]
+    message = message_factory.GetMessageClass(route.method.output_type)()
+    json_format.ParseDict(legacy_body, message, ignore_unknown_fields=False)
+    return _print(message)
 
 
 def _capture_id(capture: dict[str, Any]) -> str:
@@ -158,13 +173,23 @@ def test_every_legacy_route_is_mapped_with_its_method_and_path() -> None:
     assert len(legacy) == 13
 
 
-def test_bare_array_routes_select_the_list_and_keep_paging_for_grpc() -> None:
-    routes = {r.method.name: r for r in _routes()}
-    for rpc, field in (("ListAgents", "agents"), ("ListEvents", "events")):
-        output = routes[rpc].method.output_type
-        assert routes[rpc].response_body == field
-        assert output.fields_by_name[field].is_repeated
-        assert "next_page_token" in output.fields_by_name
+def test_response_body_selects_only_http_bodies_as_envoy_requires() -> None:
+    selected = {r.method.name: r for r in _routes() if r.response_body}
+    assert set(selected) == set(ARRAY_ELEMENTS)
+    for route in selected.values():
+        assert _body_type(route) == HTTP_BODY
+
+
+def test_bare_array_routes_have_typed_paginated_twins_for_grpc() -> None:
+    methods = SERVICE.methods_by_name
+    for legacy, element in ARRAY_ELEMENTS.items():
+        typed = methods[legacy.removeprefix("Legacy")].output_type
+        items = typed.fields_by_number[1]
+        assert items.is_repeated
+        assert items.message_type is not None
+        assert items.message_type.full_name == element.DESCRIPTOR.full_name
+        assert "next_page_token" in typed.fields_by_name
+        assert "page_token" in methods[legacy].input_type.fields_by_name
 
 
 def test_every_capture_on_disk_is_a_success_of_a_legacy_route() -> None:

@@ -26,57 +26,49 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bpuppet/agent/v1/agent.proto\x12\x0fpuppet.agent.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x02\n\x05\x41gent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x31\n\x0bpersonality\x18\x04 \x01(\x0b\x32\x1c.puppet.agent.v1.Personality\x12\x30\n\x0bstyle_guide\x18\x05 \x01(\x0b\x32\x1b.puppet.agent.v1.StyleGuide\x12+\n\x08\x62\x65havior\x18\x06 \x01(\x0b\x32\x19.puppet.agent.v1.Behavior\x12+\n\x0c\x63urrent_mood\x18\x07 \x01(\x0b\x32\x15.puppet.agent.v1.Mood\x12.\n\x0elast_post_time\x18\x08 \x01(\x0b\x32\x16.google.protobuf.Value\x12\r\n\x05goals\x18\t \x03(\t\"\x92\x01\n\x0c\x41gentSummary\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12.\n\x0elast_post_time\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12#\n\x04mood\x18\x05 \x01(\x0b\x32\x15.puppet.agent.v1.Mood\"X\n\x0bPersonality\x12\x0e\n\x06traits\x18\x01 \x03(\t\x12\x0e\n\x06values\x18\x02 \x03(\t\x12\x16\n\x0espeaking_style\x18\x03 \x01(\t\x12\x11\n\tinterests\x18\x04 \x03(\t\"s\n\nStyleGuide\x12\r\n\x05voice\x18\x01 \x01(\t\x12\x0c\n\x04tone\x18\x02 \x01(\t\x12/\n\nformatting\x18\x03 \x01(\x0b\x32\x1b.puppet.agent.v1.Formatting\x12\x17\n\x0ftopics_to_avoid\x18\x04 \x03(\t\"\x99\x01\n\nFormatting\x12\x15\n\ruses_hashtags\x18\x01 \x01(\x08\x12\x15\n\rhashtag_style\x18\x02 \x01(\t\x12\x13\n\x0buses_emojis\x18\x03 \x01(\x08\x12\x17\n\x0f\x65moji_frequency\x18\x04 \x01(\t\x12\x16\n\x0e\x63\x61pitalization\x18\x05 \x01(\t\x12\x17\n\x0fsentence_length\x18\x06 \x01(\t\"\xc8\x01\n\x08\x42\x65havior\x12\x36\n\x0epost_frequency\x18\x01 \x01(\x0b\x32\x1e.puppet.agent.v1.PostFrequency\x12\x42\n\x14interaction_patterns\x18\x02 \x01(\x0b\x32$.puppet.agent.v1.InteractionPatterns\x12@\n\x13\x63ontent_preferences\x18\x03 \x01(\x0b\x32#.puppet.agent.v1.ContentPreferences\"m\n\rPostFrequency\x12\x1f\n\x17min_hours_between_posts\x18\x01 \x01(\x01\x12\x1f\n\x17max_hours_between_posts\x18\x02 \x01(\x01\x12\x1a\n\x12peak_posting_hours\x18\x03 \x03(\x05\"k\n\x13InteractionPatterns\x12\x19\n\x11reply_probability\x18\x01 \x01(\x01\x12\x1f\n\x17quote_tweet_probability\x18\x02 \x01(\x01\x12\x18\n\x10like_probability\x18\x03 \x01(\x01\"l\n\x12\x43ontentPreferences\x12\x19\n\x11max_thread_length\x18\x01 \x01(\x05\x12\x1b\n\x13typical_post_length\x18\x02 \x01(\x05\x12\x1e\n\x16link_sharing_frequency\x18\x03 \x01(\x01\";\n\x04Mood\x12\x0f\n\x07valence\x18\x01 \x01(\x01\x12\x0f\n\x07\x61rousal\x18\x02 \x01(\x01\x12\x11\n\tdominance\x18\x03 \x01(\x01\"\xfd\x03\n\x0b\x41gentMemory\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x32\n\rcore_memories\x18\x02 \x03(\x0b\x32\x1b.puppet.agent.v1.MemoryItem\x12\x32\n\rrecent_events\x18\x03 \x03(\x0b\x32\x1b.puppet.agent.v1.MemoryItem\x12\x31\n\x0crecent_posts\x18\x04 \x03(\x0b\x32\x1b.puppet.agent.v1.MemoryItem\x12\x46\n\rrelationships\x18\x05 \x03(\x0b\x32/.puppet.agent.v1.AgentMemory.RelationshipsEntry\x12\x37\n\x12long_term_memories\x18\x06 \x03(\x0b\x32\x1b.puppet.agent.v1.MemoryItem\x12\x39\n\rtweet_history\x18\x07 \x03(\x0b\x32\".puppet.agent.v1.TweetHistoryEntry\x12\x30\n\x0clast_updated\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1aS\n\x12RelationshipsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12,\n\x05value\x18\x02 \x01(\x0b\x32\x1d.puppet.agent.v1.Relationship:\x02\x38\x01\"\xd6\x01\n\nMemoryItem\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12-\n\ttimestamp\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nimportance\x18\x05 \x01(\x01\x12\x19\n\x11\x65motional_valence\x18\x06 \x01(\x01\x12\x14\n\x0c\x61ssociations\x18\x07 \x03(\t\x12)\n\x08metadata\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xdd\x01\n\x0cRelationship\x12\x17\n\x0ftarget_agent_id\x18\x01 \x01(\t\x12\x11\n\tsentiment\x18\x02 \x01(\x01\x12\x13\n\x0b\x66\x61miliarity\x18\x03 \x01(\x01\x12\r\n\x05trust\x18\x04 \x01(\x01\x12\x35\n\x15last_interaction_date\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x1b\n\x13recent_interactions\x18\x06 \x03(\t\x12\x1a\n\x12shared_experiences\x18\x07 \x03(\t\x12\r\n\x05notes\x18\x08 \x03(\t\"\x98\x01\n\x11TweetHistoryEntry\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\t\x12\x11\n\ttimestamp\x18\x02 \x01(\x01\x12\"\n\x02id\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x10\n\x08is_reply\x18\x04 \x01(\x08\x12)\n\x08metadata\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xc2\x01\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12$\n\x04\x64\x61ta\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12-\n\ttimestamp\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cprocessed_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10target_agent_ids\x18\x06 \x03(\t\"\x8a\x01\n\x0c\x45ventReceipt\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12-\n\ttimestamp\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rexecute_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc2\x02\n\x0c\x41gentRuntime\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12*\n\x05state\x18\x02 \x01(\x0e\x32\x1b.puppet.agent.v1.AgentState\x12\x32\n\x0enext_post_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0elast_post_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0flast_mention_id\x18\x05 \x01(\t\x12\x0f\n\x07replica\x18\x06 \x01(\t\x12\x35\n\x11lease_expire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\npause_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb6\x02\n\tAgentPost\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x04kind\x18\x02 \x01(\x0e\x32\x19.puppet.agent.v1.PostKind\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x13\n\x0btarget_post\x18\x04 \x01(\t\x12\x13\n\x0bsocial_post\x18\x05 \x01(\t\x12\x13\n\x0boutbox_item\x18\x06 \x01(\t\x12/\n\x08\x64\x65livery\x18\x07 \x01(\x0e\x32\x1d.puppet.agent.v1.PostDelivery\x12\x32\n\x0escheduled_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07trigger\x18\n \x01(\t*Z\n\nAgentState\x12\x1b\n\x17\x41GENT_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41GENT_STATE_RUNNING\x10\x01\x12\x16\n\x12\x41GENT_STATE_PAUSED\x10\x02*\x9b\x01\n\x08PostKind\x12\x19\n\x15POST_KIND_UNSPECIFIED\x10\x00\x12\x12\n\x0ePOST_KIND_POST\x10\x01\x12\x13\n\x0fPOST_KIND_REPLY\x10\x02\x12\x13\n\x0fPOST_KIND_QUOTE\x10\x03\x12\x14\n\x10POST_KIND_THREAD\x10\x04\x12 \n\x1cPOST_KIND_TRADE_ANNOUNCEMENT\x10\x05*\xd2\x01\n\x0cPostDelivery\x12\x1d\n\x19POST_DELIVERY_UNSPECIFIED\x10\x00\x12\x18\n\x14POST_DELIVERY_QUEUED\x10\x01\x12\x1b\n\x17POST_DELIVERY_SCHEDULED\x10\x02\x12\x1e\n\x1aPOST_DELIVERY_NEEDS_REVIEW\x10\x03\x12\x16\n\x12POST_DELIVERY_SENT\x10\x04\x12\x1a\n\x16POST_DELIVERY_REJECTED\x10\x05\x12\x18\n\x14POST_DELIVERY_FAILED\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bpuppet/agent/v1/agent.proto\x12\x0fpuppet.agent.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x92\x01\n\x0c\x41gentSummary\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12.\n\x0elast_post_time\x18\x04 \x01(\x0b\x32\x16.google.protobuf.Value\x12#\n\x04mood\x18\x05 \x01(\x0b\x32\x15.puppet.agent.v1.Mood\"X\n\x0bPersonality\x12\x0e\n\x06traits\x18\x01 \x03(\t\x12\x0e\n\x06values\x18\x02 \x03(\t\x12\x16\n\x0espeaking_style\x18\x03 \x01(\t\x12\x11\n\tinterests\x18\x04 \x03(\t\"s\n\nStyleGuide\x12\r\n\x05voice\x18\x01 \x01(\t\x12\x0c\n\x04tone\x18\x02 \x01(\t\x12/\n\nformatting\x18\x03 \x01(\x0b\x32\x1b.puppet.agent.v1.Formatting\x12\x17\n\x0ftopics_to_avoid\x18\x04 \x03(\t\"\x99\x01\n\nFormatting\x12\x15\n\ruses_hashtags\x18\x01 \x01(\x08\x12\x15\n\rhashtag_style\x18\x02 \x01(\t\x12\x13\n\x0buses_emojis\x18\x03 \x01(\x08\x12\x17\n\x0f\x65moji_frequency\x18\x04 \x01(\t\x12\x16\n\x0e\x63\x61pitalization\x18\x05 \x01(\t\x12\x17\n\x0fsentence_length\x18\x06 \x01(\t\"\xc8\x01\n\x08\x42\x65havior\x12\x36\n\x0epost_frequency\x18\x01 \x01(\x0b\x32\x1e.puppet.agent.v1.PostFrequency\x12\x42\n\x14interaction_patterns\x18\x02 \x01(\x0b\x32$.puppet.agent.v1.InteractionPatterns\x12@\n\x13\x63ontent_preferences\x18\x03 \x01(\x0b\x32#.puppet.agent.v1.ContentPreferences\"m\n\rPostFrequency\x12\x1f\n\x17min_hours_between_posts\x18\x01 \x01(\x01\x12\x1f\n\x17max_hours_between_posts\x18\x02 \x01(\x01\x12\x1a\n\x12peak_posting_hours\x18\x03 \x03(\x05\"k\n\x13InteractionPatterns\x12\x19\n\x11reply_probability\x18\x01 \x01(\x01\x12\x1f\n\x17quote_tweet_probability\x18\x02 \x01(\x01\x12\x18\n\x10like_probability\x18\x03 \x01(\x01\"l\n\x12\x43ontentPreferences\x12\x19\n\x11max_thread_length\x18\x01 \x01(\x05\x12\x1b\n\x13typical_post_length\x18\x02 \x01(\x05\x12\x1e\n\x16link_sharing_frequency\x18\x03 \x01(\x01\";\n\x04Mood\x12\x0f\n\x07valence\x18\x01 \x01(\x01\x12\x0f\n\x07\x61rousal\x18\x02 \x01(\x01\x12\x11\n\tdominance\x18\x03 \x01(\x01\"\xd6\x01\n\nMemoryItem\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12-\n\ttimestamp\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nimportance\x18\x05 \x01(\x01\x12\x19\n\x11\x65motional_valence\x18\x06 \x01(\x01\x12\x14\n\x0c\x61ssociations\x18\x07 \x03(\t\x12)\n\x08metadata\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xdd\x01\n\x0cRelationship\x12\x17\n\x0ftarget_agent_id\x18\x01 \x01(\t\x12\x11\n\tsentiment\x18\x02 \x01(\x01\x12\x13\n\x0b\x66\x61miliarity\x18\x03 \x01(\x01\x12\r\n\x05trust\x18\x04 \x01(\x01\x12\x35\n\x15last_interaction_date\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x1b\n\x13recent_interactions\x18\x06 \x03(\t\x12\x1a\n\x12shared_experiences\x18\x07 \x03(\t\x12\r\n\x05notes\x18\x08 \x03(\t\"\x98\x01\n\x11TweetHistoryEntry\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\t\x12\x11\n\ttimestamp\x18\x02 \x01(\x01\x12\"\n\x02id\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x10\n\x08is_reply\x18\x04 \x01(\x08\x12)\n\x08metadata\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xc2\x01\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12$\n\x04\x64\x61ta\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12-\n\ttimestamp\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cprocessed_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10target_agent_ids\x18\x06 \x03(\t\"\x8a\x01\n\x0c\x45ventReceipt\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12-\n\ttimestamp\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rexecute_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc2\x02\n\x0c\x41gentRuntime\x12\r\n\x05\x61gent\x18\x01 \x01(\t\x12*\n\x05state\x18\x02 \x01(\x0e\x32\x1b.puppet.agent.v1.AgentState\x12\x32\n\x0enext_post_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0elast_post_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0flast_mention_id\x18\x05 \x01(\t\x12\x0f\n\x07replica\x18\x06 \x01(\t\x12\x35\n\x11lease_expire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\npause_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb6\x02\n\tAgentPost\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x04kind\x18\x02 \x01(\x0e\x32\x19.puppet.agent.v1.PostKind\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x13\n\x0btarget_post\x18\x04 \x01(\t\x12\x13\n\x0bsocial_post\x18\x05 \x01(\t\x12\x13\n\x0boutbox_item\x18\x06 \x01(\t\x12/\n\x08\x64\x65livery\x18\x07 \x01(\x0e\x32\x1d.puppet.agent.v1.PostDelivery\x12\x32\n\x0escheduled_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07trigger\x18\n \x01(\t*Z\n\nAgentState\x12\x1b\n\x17\x41GENT_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41GENT_STATE_RUNNING\x10\x01\x12\x16\n\x12\x41GENT_STATE_PAUSED\x10\x02*\x9b\x01\n\x08PostKind\x12\x19\n\x15POST_KIND_UNSPECIFIED\x10\x00\x12\x12\n\x0ePOST_KIND_POST\x10\x01\x12\x13\n\x0fPOST_KIND_REPLY\x10\x02\x12\x13\n\x0fPOST_KIND_QUOTE\x10\x03\x12\x14\n\x10POST_KIND_THREAD\x10\x04\x12 \n\x1cPOST_KIND_TRADE_ANNOUNCEMENT\x10\x05*\xd2\x01\n\x0cPostDelivery\x12\x1d\n\x19POST_DELIVERY_UNSPECIFIED\x10\x00\x12\x18\n\x14POST_DELIVERY_QUEUED\x10\x01\x12\x1b\n\x17POST_DELIVERY_SCHEDULED\x10\x02\x12\x1e\n\x1aPOST_DELIVERY_NEEDS_REVIEW\x10\x03\x12\x16\n\x12POST_DELIVERY_SENT\x10\x04\x12\x1a\n\x16POST_DELIVERY_REJECTED\x10\x05\x12\x18\n\x14POST_DELIVERY_FAILED\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'puppet.agent.v1.agent_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_AGENTMEMORY_RELATIONSHIPSENTRY']._loaded_options = None
-  _globals['_AGENTMEMORY_RELATIONSHIPSENTRY']._serialized_options = b'8\001'
-  _globals['_AGENTSTATE']._serialized_start=3612
-  _globals['_AGENTSTATE']._serialized_end=3702
-  _globals['_POSTKIND']._serialized_start=3705
-  _globals['_POSTKIND']._serialized_end=3860
-  _globals['_POSTDELIVERY']._serialized_start=3863
-  _globals['_POSTDELIVERY']._serialized_end=4073
-  _globals['_AGENT']._serialized_start=112
-  _globals['_AGENT']._serialized_end=420
-  _globals['_AGENTSUMMARY']._serialized_start=423
-  _globals['_AGENTSUMMARY']._serialized_end=569
-  _globals['_PERSONALITY']._serialized_start=571
-  _globals['_PERSONALITY']._serialized_end=659
-  _globals['_STYLEGUIDE']._serialized_start=661
-  _globals['_STYLEGUIDE']._serialized_end=776
-  _globals['_FORMATTING']._serialized_start=779
-  _globals['_FORMATTING']._serialized_end=932
-  _globals['_BEHAVIOR']._serialized_start=935
-  _globals['_BEHAVIOR']._serialized_end=1135
-  _globals['_POSTFREQUENCY']._serialized_start=1137
-  _globals['_POSTFREQUENCY']._serialized_end=1246
-  _globals['_INTERACTIONPATTERNS']._serialized_start=1248
-  _globals['_INTERACTIONPATTERNS']._serialized_end=1355
-  _globals['_CONTENTPREFERENCES']._serialized_start=1357
-  _globals['_CONTENTPREFERENCES']._serialized_end=1465
-  _globals['_MOOD']._serialized_start=1467
-  _globals['_MOOD']._serialized_end=1526
-  _globals['_AGENTMEMORY']._serialized_start=1529
-  _globals['_AGENTMEMORY']._serialized_end=2038
-  _globals['_AGENTMEMORY_RELATIONSHIPSENTRY']._serialized_start=1955
-  _globals['_AGENTMEMORY_RELATIONSHIPSENTRY']._serialized_end=2038
-  _globals['_MEMORYITEM']._serialized_start=2041
-  _globals['_MEMORYITEM']._serialized_end=2255
-  _globals['_RELATIONSHIP']._serialized_start=2258
-  _globals['_RELATIONSHIP']._serialized_end=2479
-  _globals['_TWEETHISTORYENTRY']._serialized_start=2482
-  _globals['_TWEETHISTORYENTRY']._serialized_end=2634
-  _globals['_EVENT']._serialized_start=2637
-  _globals['_EVENT']._serialized_end=2831
-  _globals['_EVENTRECEIPT']._serialized_start=2834
-  _globals['_EVENTRECEIPT']._serialized_end=2972
-  _globals['_AGENTRUNTIME']._serialized_start=2975
-  _globals['_AGENTRUNTIME']._serialized_end=3297
-  _globals['_AGENTPOST']._serialized_start=3300
-  _globals['_AGENTPOST']._serialized_end=3610
+  _globals['_AGENTSTATE']._serialized_start=2789
+  _globals['_AGENTSTATE']._serialized_end=2879
+  _globals['_POSTKIND']._serialized_start=2882
+  _globals['_POSTKIND']._serialized_end=3037
+  _globals['_POSTDELIVERY']._serialized_start=3040
+  _globals['_POSTDELIVERY']._serialized_end=3250
+  _globals['_AGENTSUMMARY']._serialized_start=112
+  _globals['_AGENTSUMMARY']._serialized_end=258
+  _globals['_PERSONALITY']._serialized_start=260
+  _globals['_PERSONALITY']._serialized_end=348
+  _globals['_STYLEGUIDE']._serialized_start=350
+  _globals['_STYLEGUIDE']._serialized_end=465
+  _globals['_FORMATTING']._serialized_start=468
+  _globals['_FORMATTING']._serialized_end=621
+  _globals['_BEHAVIOR']._serialized_start=624
+  _globals['_BEHAVIOR']._serialized_end=824
+  _globals['_POSTFREQUENCY']._serialized_start=826
+  _globals['_POSTFREQUENCY']._serialized_end=935
+  _globals['_INTERACTIONPATTERNS']._serialized_start=937
+  _globals['_INTERACTIONPATTERNS']._serialized_end=1044
+  _globals['_CONTENTPREFERENCES']._serialized_start=1046
+  _globals['_CONTENTPREFERENCES']._serialized_end=1154
+  _globals['_MOOD']._serialized_start=1156
+  _globals['_MOOD']._serialized_end=1215
+  _globals['_MEMORYITEM']._serialized_start=1218
+  _globals['_MEMORYITEM']._serialized_end=1432
+  _globals['_RELATIONSHIP']._serialized_start=1435
+  _globals['_RELATIONSHIP']._serialized_end=1656
+  _globals['_TWEETHISTORYENTRY']._serialized_start=1659
+  _globals['_TWEETHISTORYENTRY']._serialized_end=1811
+  _globals['_EVENT']._serialized_start=1814
+  _globals['_EVENT']._serialized_end=2008
+  _globals['_EVENTRECEIPT']._serialized_start=2011
+  _globals['_EVENTRECEIPT']._serialized_end=2149
+  _globals['_AGENTRUNTIME']._serialized_start=2152
+  _globals['_AGENTRUNTIME']._serialized_end=2474
+  _globals['_AGENTPOST']._serialized_start=2477
+  _globals['_AGENTPOST']._serialized_end=2787
 # @@protoc_insertion_point(module_scope)

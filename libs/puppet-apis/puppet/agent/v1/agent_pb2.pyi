@@ -126,93 +126,23 @@ POST_DELIVERY_FAILED: PostDelivery.ValueType  # 6
 Global___PostDelivery: _TypeAlias = PostDelivery  # noqa: Y015
 
 @_typing.final
-class Agent(_message.Message):
+class AgentSummary(_message.Message):
     """The messages in this file are shaped for the legacy REST API as much as for gRPC: the gateway
     transcodes them to JSON (proto3 JSON, camelCase keys, primitive fields always printed), and
-    that JSON must have the legacy keys and JSON types. Hence two rules the servicer must follow:
+    that JSON must have the legacy keys and JSON types. Hence two rules the servicer must follow
+    (they apply to the response messages in agent_service.proto too):
       1. Every singular message field marked "Always set" must be set, even when empty, because
          an unset message field is omitted from JSON while the legacy API always printed the key.
       2. Fields that are "a number or null" (or "a string or null") in the legacy API are
          google.protobuf.Value: number_value / string_value, or null_value when absent. They too
          are always set. int64 is avoided where the legacy API printed a number, because proto3
          JSON prints int64 as a string.
+      3. Timestamps print as RFC 3339 strings with as many fractional digits as they hold; set
+         them with millisecond precision so they read like the legacy ones
+         (2026-11-27T02:19:02.056Z).
 
-    A persona as the legacy API shows it (GET /api/agents/{id}). Derived from the persona file
-    (legacy snake_case JSON, see CreateAgentRequest.persona) with the legacy defaults applied,
-    plus the live mood and last post time.
+    One persona in the list of personas (GET /api/agents, GET /api/v2/agents).
     """
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    ID_FIELD_NUMBER: _builtins.int
-    NAME_FIELD_NUMBER: _builtins.int
-    DESCRIPTION_FIELD_NUMBER: _builtins.int
-    PERSONALITY_FIELD_NUMBER: _builtins.int
-    STYLE_GUIDE_FIELD_NUMBER: _builtins.int
-    BEHAVIOR_FIELD_NUMBER: _builtins.int
-    CURRENT_MOOD_FIELD_NUMBER: _builtins.int
-    LAST_POST_TIME_FIELD_NUMBER: _builtins.int
-    GOALS_FIELD_NUMBER: _builtins.int
-    id: _builtins.str
-    """The persona id, 1-64 characters matching [a-z0-9][a-z0-9_-]* (e.g. "coby-agent"). Its
-    resource name is agents/{id}.
-    """
-    name: _builtins.str
-    """Display name (not a resource name: the legacy key "name" is the display name). Defaults to
-    the id.
-    """
-    description: _builtins.str
-    """Free-text description, up to 2,000 characters; empty when the file has none."""
-    @_builtins.property
-    def personality(self) -> Global___Personality:
-        """Personality. Always set."""
-
-    @_builtins.property
-    def style_guide(self) -> Global___StyleGuide:
-        """Voice, tone and formatting rules. Always set."""
-
-    @_builtins.property
-    def behavior(self) -> Global___Behavior:
-        """Posting and interaction behaviour. Always set."""
-
-    @_builtins.property
-    def current_mood(self) -> Global___Mood:
-        """The live mood. Always set."""
-
-    @_builtins.property
-    def last_post_time(self) -> _struct_pb2.Value:
-        """When the persona last posted (posts and replies both count), in epoch milliseconds as a
-        JSON number, or null when it never has. Always set (number_value or null_value).
-        """
-
-    @_builtins.property
-    def goals(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Legacy field, always empty."""
-
-    def __init__(
-        self,
-        *,
-        id: _builtins.str = ...,
-        name: _builtins.str = ...,
-        description: _builtins.str = ...,
-        personality: Global___Personality | None = ...,
-        style_guide: Global___StyleGuide | None = ...,
-        behavior: Global___Behavior | None = ...,
-        current_mood: Global___Mood | None = ...,
-        last_post_time: _struct_pb2.Value | None = ...,
-        goals: _abc.Iterable[_builtins.str] | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["behavior", b"behavior", "current_mood", b"current_mood", "last_post_time", b"last_post_time", "personality", b"personality", "style_guide", b"style_guide"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["behavior", b"behavior", "current_mood", b"current_mood", "description", b"description", "goals", b"goals", "id", b"id", "last_post_time", b"last_post_time", "name", b"name", "personality", b"personality", "style_guide", b"style_guide"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___Agent: _TypeAlias = Agent  # noqa: Y015
-
-@_typing.final
-class AgentSummary(_message.Message):
-    """One persona in the list of personas (GET /api/agents)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -222,14 +152,14 @@ class AgentSummary(_message.Message):
     LAST_POST_TIME_FIELD_NUMBER: _builtins.int
     MOOD_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """The persona id. See Agent.id."""
+    """The persona id. See GetAgentResponse.id."""
     name: _builtins.str
-    """Display name. See Agent.name."""
+    """Display name. See GetAgentResponse.name."""
     description: _builtins.str
-    """Free-text description. See Agent.description."""
+    """Free-text description. See GetAgentResponse.description."""
     @_builtins.property
     def last_post_time(self) -> _struct_pb2.Value:
-        """Last post time in epoch milliseconds, or null. See Agent.last_post_time. Always set."""
+        """Last post time in epoch milliseconds, or null. See GetAgentResponse.last_post_time. Always set."""
 
     @_builtins.property
     def mood(self) -> Global___Mood:
@@ -539,95 +469,6 @@ class Mood(_message.Message):
 Global___Mood: _TypeAlias = Mood  # noqa: Y015
 
 @_typing.final
-class AgentMemory(_message.Message):
-    """What a persona remembers, in the legacy layout (GET /api/agents/{id}/memory). Assembled from
-    the memory service at request time.
-    """
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    @_typing.final
-    class RelationshipsEntry(_message.Message):
-        DESCRIPTOR: _descriptor.Descriptor
-
-        KEY_FIELD_NUMBER: _builtins.int
-        VALUE_FIELD_NUMBER: _builtins.int
-        key: _builtins.str
-        @_builtins.property
-        def value(self) -> Global___Relationship: ...
-        def __init__(
-            self,
-            *,
-            key: _builtins.str = ...,
-            value: Global___Relationship | None = ...,
-        ) -> None: ...
-        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
-        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
-        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-        def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-    AGENT_ID_FIELD_NUMBER: _builtins.int
-    CORE_MEMORIES_FIELD_NUMBER: _builtins.int
-    RECENT_EVENTS_FIELD_NUMBER: _builtins.int
-    RECENT_POSTS_FIELD_NUMBER: _builtins.int
-    RELATIONSHIPS_FIELD_NUMBER: _builtins.int
-    LONG_TERM_MEMORIES_FIELD_NUMBER: _builtins.int
-    TWEET_HISTORY_FIELD_NUMBER: _builtins.int
-    LAST_UPDATED_FIELD_NUMBER: _builtins.int
-    agent_id: _builtins.str
-    """The persona id."""
-    @_builtins.property
-    def core_memories(self) -> _containers.RepeatedCompositeFieldContainer[Global___MemoryItem]:
-        """Memories of type "core", newest first. Not capped."""
-
-    @_builtins.property
-    def recent_events(self) -> _containers.RepeatedCompositeFieldContainer[Global___MemoryItem]:
-        """Memories of type "event", by importance (highest first), at most 50."""
-
-    @_builtins.property
-    def recent_posts(self) -> _containers.RepeatedCompositeFieldContainer[Global___MemoryItem]:
-        """Legacy field, always empty (the legacy engine never filled it; see tweet_history)."""
-
-    @_builtins.property
-    def relationships(self) -> _containers.MessageMap[_builtins.str, Global___Relationship]:
-        """Relationships keyed by counterparty (a persona id or an X handle without "@", lowercased)."""
-
-    @_builtins.property
-    def long_term_memories(self) -> _containers.RepeatedCompositeFieldContainer[Global___MemoryItem]:
-        """Every other memory type ("general", "interaction", ...), by importance, at most 100."""
-
-    @_builtins.property
-    def tweet_history(self) -> _containers.RepeatedCompositeFieldContainer[Global___TweetHistoryEntry]:
-        """The persona's posts and replies, newest first, at most 50. Empty before the first post
-        (the legacy API omitted the key until then; see the agent service README).
-        """
-
-    @_builtins.property
-    def last_updated(self) -> _timestamp_pb2.Timestamp:
-        """When this view was assembled (now), RFC 3339 in JSON. Always set."""
-
-    def __init__(
-        self,
-        *,
-        agent_id: _builtins.str = ...,
-        core_memories: _abc.Iterable[Global___MemoryItem] | None = ...,
-        recent_events: _abc.Iterable[Global___MemoryItem] | None = ...,
-        recent_posts: _abc.Iterable[Global___MemoryItem] | None = ...,
-        relationships: _abc.Mapping[_builtins.str, Global___Relationship] | None = ...,
-        long_term_memories: _abc.Iterable[Global___MemoryItem] | None = ...,
-        tweet_history: _abc.Iterable[Global___TweetHistoryEntry] | None = ...,
-        last_updated: _timestamp_pb2.Timestamp | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["last_updated", b"last_updated"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "core_memories", b"core_memories", "last_updated", b"last_updated", "long_term_memories", b"long_term_memories", "recent_events", b"recent_events", "recent_posts", b"recent_posts", "relationships", b"relationships", "tweet_history", b"tweet_history"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___AgentMemory: _TypeAlias = AgentMemory  # noqa: Y015
-
-@_typing.final
 class MemoryItem(_message.Message):
     """One memory in the legacy layout."""
 
@@ -787,7 +628,7 @@ Global___TweetHistoryEntry: _TypeAlias = TweetHistoryEntry  # noqa: Y015
 
 @_typing.final
 class Event(_message.Message):
-    """A processed event (GET /api/events)."""
+    """A processed event (GET /api/events, GET /api/v2/events)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 

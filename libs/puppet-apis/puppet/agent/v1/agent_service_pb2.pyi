@@ -4,9 +4,11 @@ isort:skip_file
 """
 
 from collections import abc as _abc
+from google.api import httpbody_pb2 as _httpbody_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from puppet.agent.v1 import agent_pb2 as _agent_pb2
 import builtins as _builtins
@@ -64,6 +66,56 @@ class GetStatusResponse(_message.Message):
 Global___GetStatusResponse: _TypeAlias = GetStatusResponse  # noqa: Y015
 
 @_typing.final
+class LegacyListAgentsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Maximum personas in the array; 0 means 1,000, values above 1,000 are treated as 1,000. A
+    REST query parameter.
+    """
+    page_token: _builtins.str
+    """Token from a ListAgentsResponse, to get a later page as a bare array. A REST query
+    parameter; empty for the first page.
+    """
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LegacyListAgentsRequest: _TypeAlias = LegacyListAgentsRequest  # noqa: Y015
+
+@_typing.final
+class LegacyListAgentsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BODY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def body(self) -> _httpbody_pb2.HttpBody:
+        """The JSON array of AgentSummary objects, content_type "application/json". The REST body."""
+
+    def __init__(
+        self,
+        *,
+        body: _httpbody_pb2.HttpBody | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LegacyListAgentsResponse: _TypeAlias = LegacyListAgentsResponse  # noqa: Y015
+
+@_typing.final
 class ListAgentsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -94,12 +146,10 @@ class ListAgentsResponse(_message.Message):
     AGENTS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
-    """Send as page_token to get the next page; empty when there are no more. Not visible to REST
-    clients.
-    """
+    """Send as page_token to get the next page; empty when there are no more."""
     @_builtins.property
     def agents(self) -> _containers.RepeatedCompositeFieldContainer[_agent_pb2.AgentSummary]:
-        """One page of personas. The REST body is this array."""
+        """One page of personas."""
 
     def __init__(
         self,
@@ -137,21 +187,74 @@ Global___GetAgentRequest: _TypeAlias = GetAgentRequest  # noqa: Y015
 
 @_typing.final
 class GetAgentResponse(_message.Message):
+    """The persona as the legacy API shows it: derived from the persona file (legacy snake_case JSON,
+    see CreateAgentRequest.persona) with the legacy defaults applied, plus the live mood and last
+    post time. The legacy keys are top-level fields (see the service comment).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
-    AGENT_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    PERSONALITY_FIELD_NUMBER: _builtins.int
+    STYLE_GUIDE_FIELD_NUMBER: _builtins.int
+    BEHAVIOR_FIELD_NUMBER: _builtins.int
+    CURRENT_MOOD_FIELD_NUMBER: _builtins.int
+    LAST_POST_TIME_FIELD_NUMBER: _builtins.int
+    GOALS_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The persona id, 1-64 characters matching [a-z0-9][a-z0-9_-]* (e.g. "coby-agent"). Its
+    resource name is agents/{id}.
+    """
+    name: _builtins.str
+    """Display name (not a resource name: the legacy key "name" is the display name). Defaults to
+    the id.
+    """
+    description: _builtins.str
+    """Free-text description, up to 2,000 characters; empty when the file has none."""
     @_builtins.property
-    def agent(self) -> _agent_pb2.Agent:
-        """The persona. The REST body is this object."""
+    def personality(self) -> _agent_pb2.Personality:
+        """Personality. Always set."""
+
+    @_builtins.property
+    def style_guide(self) -> _agent_pb2.StyleGuide:
+        """Voice, tone and formatting rules. Always set."""
+
+    @_builtins.property
+    def behavior(self) -> _agent_pb2.Behavior:
+        """Posting and interaction behaviour. Always set."""
+
+    @_builtins.property
+    def current_mood(self) -> _agent_pb2.Mood:
+        """The live mood. Always set."""
+
+    @_builtins.property
+    def last_post_time(self) -> _struct_pb2.Value:
+        """When the persona last posted (posts and replies both count), in epoch milliseconds as a
+        JSON number, or null when it never has. Always set (number_value or null_value).
+        """
+
+    @_builtins.property
+    def goals(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Legacy field, always empty."""
 
     def __init__(
         self,
         *,
-        agent: _agent_pb2.Agent | None = ...,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        description: _builtins.str = ...,
+        personality: _agent_pb2.Personality | None = ...,
+        style_guide: _agent_pb2.StyleGuide | None = ...,
+        behavior: _agent_pb2.Behavior | None = ...,
+        current_mood: _agent_pb2.Mood | None = ...,
+        last_post_time: _struct_pb2.Value | None = ...,
+        goals: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["behavior", b"behavior", "current_mood", b"current_mood", "last_post_time", b"last_post_time", "personality", b"personality", "style_guide", b"style_guide"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["behavior", b"behavior", "current_mood", b"current_mood", "description", b"description", "goals", b"goals", "id", b"id", "last_post_time", b"last_post_time", "name", b"name", "personality", b"personality", "style_guide", b"style_guide"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -179,21 +282,88 @@ Global___GetAgentMemoryRequest: _TypeAlias = GetAgentMemoryRequest  # noqa: Y015
 
 @_typing.final
 class GetAgentMemoryResponse(_message.Message):
+    """What a persona remembers, in the legacy layout, assembled from the memory service at request
+    time. The legacy keys are top-level fields (see the service comment).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
-    MEMORY_FIELD_NUMBER: _builtins.int
+    @_typing.final
+    class RelationshipsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> _agent_pb2.Relationship: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _agent_pb2.Relationship | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    AGENT_ID_FIELD_NUMBER: _builtins.int
+    CORE_MEMORIES_FIELD_NUMBER: _builtins.int
+    RECENT_EVENTS_FIELD_NUMBER: _builtins.int
+    RECENT_POSTS_FIELD_NUMBER: _builtins.int
+    RELATIONSHIPS_FIELD_NUMBER: _builtins.int
+    LONG_TERM_MEMORIES_FIELD_NUMBER: _builtins.int
+    TWEET_HISTORY_FIELD_NUMBER: _builtins.int
+    LAST_UPDATED_FIELD_NUMBER: _builtins.int
+    agent_id: _builtins.str
+    """The persona id."""
     @_builtins.property
-    def memory(self) -> _agent_pb2.AgentMemory:
-        """The persona's memory. The REST body is this object."""
+    def core_memories(self) -> _containers.RepeatedCompositeFieldContainer[_agent_pb2.MemoryItem]:
+        """Memories of type "core", newest first. Not capped."""
+
+    @_builtins.property
+    def recent_events(self) -> _containers.RepeatedCompositeFieldContainer[_agent_pb2.MemoryItem]:
+        """Memories of type "event", by importance (highest first), at most 50."""
+
+    @_builtins.property
+    def recent_posts(self) -> _containers.RepeatedCompositeFieldContainer[_agent_pb2.MemoryItem]:
+        """Legacy field, always empty (the legacy engine never filled it; see tweet_history)."""
+
+    @_builtins.property
+    def relationships(self) -> _containers.MessageMap[_builtins.str, _agent_pb2.Relationship]:
+        """Relationships keyed by counterparty (a persona id or an X handle without "@", lowercased)."""
+
+    @_builtins.property
+    def long_term_memories(self) -> _containers.RepeatedCompositeFieldContainer[_agent_pb2.MemoryItem]:
+        """Every other memory type ("general", "interaction", ...), by importance, at most 100."""
+
+    @_builtins.property
+    def tweet_history(self) -> _containers.RepeatedCompositeFieldContainer[_agent_pb2.TweetHistoryEntry]:
+        """The persona's posts and replies, newest first, at most 50. Empty before the first post
+        (the legacy API omitted the key until then; see the agent service README).
+        """
+
+    @_builtins.property
+    def last_updated(self) -> _timestamp_pb2.Timestamp:
+        """When this view was assembled (now), RFC 3339 in JSON. Always set."""
 
     def __init__(
         self,
         *,
-        memory: _agent_pb2.AgentMemory | None = ...,
+        agent_id: _builtins.str = ...,
+        core_memories: _abc.Iterable[_agent_pb2.MemoryItem] | None = ...,
+        recent_events: _abc.Iterable[_agent_pb2.MemoryItem] | None = ...,
+        recent_posts: _abc.Iterable[_agent_pb2.MemoryItem] | None = ...,
+        relationships: _abc.Mapping[_builtins.str, _agent_pb2.Relationship] | None = ...,
+        long_term_memories: _abc.Iterable[_agent_pb2.MemoryItem] | None = ...,
+        tweet_history: _abc.Iterable[_agent_pb2.TweetHistoryEntry] | None = ...,
+        last_updated: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["memory", b"memory"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_updated", b"last_updated"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["memory", b"memory"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "core_memories", b"core_memories", "last_updated", b"last_updated", "long_term_memories", b"long_term_memories", "recent_events", b"recent_events", "recent_posts", b"recent_posts", "relationships", b"relationships", "tweet_history", b"tweet_history"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -271,7 +441,10 @@ class CreatePostRequest(_message.Message):
     persona's max_thread_length.
     """
     force: _builtins.bool
-    """Post even if the persona posted less than min_hours_between_posts ago. JSON boolean only."""
+    """Post even if the persona posted less than min_hours_between_posts ago. Deliberate
+    difference: the gateway also reads the JSON string "true" as true (legacy forced only on the
+    boolean true, so {"force": "true"} got 429 there).
+    """
     request_id: _builtins.str
     """Optional idempotency key (AIP-155), 1-128 characters. JSON key "requestId"."""
     def __init__(
@@ -557,7 +730,7 @@ class CreateMemoryResponse(_message.Message):
     MEMORY_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def memory(self) -> _agent_pb2.MemoryItem:
-        """The stored memory. The REST body is this object."""
+        """The stored memory. Always set."""
 
     def __init__(
         self,
@@ -718,6 +891,58 @@ class CreateEventResponse(_message.Message):
 Global___CreateEventResponse: _TypeAlias = CreateEventResponse  # noqa: Y015
 
 @_typing.final
+class LegacyListEventsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Maximum events in the array; 0 means 100, values above 1,000 are treated as 1,000. A REST
+    query parameter.
+    """
+    page_token: _builtins.str
+    """Token from a ListEventsResponse, to get older events as a bare array. A REST query
+    parameter; empty for the newest page.
+    """
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LegacyListEventsRequest: _TypeAlias = LegacyListEventsRequest  # noqa: Y015
+
+@_typing.final
+class LegacyListEventsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BODY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def body(self) -> _httpbody_pb2.HttpBody:
+        """The JSON array of Event objects, oldest first, content_type "application/json". The REST
+        body.
+        """
+
+    def __init__(
+        self,
+        *,
+        body: _httpbody_pb2.HttpBody | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LegacyListEventsResponse: _TypeAlias = LegacyListEventsResponse  # noqa: Y015
+
+@_typing.final
 class ListEventsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -748,12 +973,10 @@ class ListEventsResponse(_message.Message):
     EVENTS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
-    """Send as page_token to get older events; empty when there are no more. Not visible to REST
-    clients.
-    """
+    """Send as page_token to get older events; empty when there are no more."""
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[_agent_pb2.Event]:
-        """One page of processed events, oldest first within the page. The REST body is this array."""
+        """One page of processed events, oldest first within the page."""
 
     def __init__(
         self,
@@ -805,19 +1028,25 @@ Global___ReplaceAgentRequest: _TypeAlias = ReplaceAgentRequest  # noqa: Y015
 class ReplaceAgentResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    AGENT_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    def agent(self) -> _agent_pb2.Agent:
-        """The persona after the replacement."""
-
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The persona id."""
+    name: _builtins.str
+    """The display name."""
+    message: _builtins.str
+    """Always "Agent replaced successfully"."""
     def __init__(
         self,
         *,
-        agent: _agent_pb2.Agent | None = ...,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        message: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "message", b"message", "name", b"name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -31,6 +31,13 @@ class AgentServiceStub:
     success JSON keeps the legacy keys and JSON types (see agent.proto). Routes that the legacy
     engine did not have live under /api/v2/ so a legacy client never sees a changed shape.
 
+    Envoy's grpc_json_transcoder (1.40) cannot select a response field as the body
+    (response_body is refused at load time unless the field is a google.api.HttpBody). So legacy
+    routes whose body is an object return response messages that carry the legacy keys at top
+    level, and the two legacy routes whose body is a bare JSON array (GET /api/agents, GET
+    /api/events) are served by LegacyListAgents and LegacyListEvents, which return the array as
+    an HttpBody. gRPC clients use the typed, paginated ListAgents and ListEvents.
+
     Errors carry google.rpc.ErrorInfo with domain "agent.puppet" and one of these reasons:
     INVALID_FIELD (INVALID_ARGUMENT, with a BadRequest field violation naming the field),
     PERSONA_INVALID (INVALID_ARGUMENT: a persona file that fails validation; field violations use
@@ -64,6 +71,11 @@ class AgentServiceStub:
                 '/puppet.agent.v1.AgentService/GetStatus',
                 request_serializer=puppet_dot_agent_dot_v1_dot_agent__service__pb2.GetStatusRequest.SerializeToString,
                 response_deserializer=puppet_dot_agent_dot_v1_dot_agent__service__pb2.GetStatusResponse.FromString,
+                _registered_method=True)
+        self.LegacyListAgents = channel.unary_unary(
+                '/puppet.agent.v1.AgentService/LegacyListAgents',
+                request_serializer=puppet_dot_agent_dot_v1_dot_agent__service__pb2.LegacyListAgentsRequest.SerializeToString,
+                response_deserializer=puppet_dot_agent_dot_v1_dot_agent__service__pb2.LegacyListAgentsResponse.FromString,
                 _registered_method=True)
         self.ListAgents = channel.unary_unary(
                 '/puppet.agent.v1.AgentService/ListAgents',
@@ -120,6 +132,11 @@ class AgentServiceStub:
                 request_serializer=puppet_dot_agent_dot_v1_dot_agent__service__pb2.CreateEventRequest.SerializeToString,
                 response_deserializer=puppet_dot_agent_dot_v1_dot_agent__service__pb2.CreateEventResponse.FromString,
                 _registered_method=True)
+        self.LegacyListEvents = channel.unary_unary(
+                '/puppet.agent.v1.AgentService/LegacyListEvents',
+                request_serializer=puppet_dot_agent_dot_v1_dot_agent__service__pb2.LegacyListEventsRequest.SerializeToString,
+                response_deserializer=puppet_dot_agent_dot_v1_dot_agent__service__pb2.LegacyListEventsResponse.FromString,
+                _registered_method=True)
         self.ListEvents = channel.unary_unary(
                 '/puppet.agent.v1.AgentService/ListEvents',
                 request_serializer=puppet_dot_agent_dot_v1_dot_agent__service__pb2.ListEventsRequest.SerializeToString,
@@ -168,6 +185,13 @@ class AgentServiceServicer:
     success JSON keeps the legacy keys and JSON types (see agent.proto). Routes that the legacy
     engine did not have live under /api/v2/ so a legacy client never sees a changed shape.
 
+    Envoy's grpc_json_transcoder (1.40) cannot select a response field as the body
+    (response_body is refused at load time unless the field is a google.api.HttpBody). So legacy
+    routes whose body is an object return response messages that carry the legacy keys at top
+    level, and the two legacy routes whose body is a bare JSON array (GET /api/agents, GET
+    /api/events) are served by LegacyListAgents and LegacyListEvents, which return the array as
+    an HttpBody. gRPC clients use the typed, paginated ListAgents and ListEvents.
+
     Errors carry google.rpc.ErrorInfo with domain "agent.puppet" and one of these reasons:
     INVALID_FIELD (INVALID_ARGUMENT, with a BadRequest field violation naming the field),
     PERSONA_INVALID (INVALID_ARGUMENT: a persona file that fails validation; field violations use
@@ -199,9 +223,20 @@ class AgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LegacyListAgents(self, request, context):
+        """Legacy #2, REST only. The first page of ListAgents as the bare JSON array of AgentSummary
+        objects that the legacy route returned (proto3 JSON, camelCase keys, every field printed),
+        content type "application/json". REST clients cannot page (the legacy body has no room for
+        a token); the default page holds 1,000 personas. gRPC clients call ListAgents.
+        Errors: INVALID_FIELD (negative page_size).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListAgents(self, request, context):
-        """Legacy #2. Lists personas in creation order (persona files in alphabetical order at first
-        load, then API-created ones). REST clients get the bare JSON array of the first page.
+        """Lists personas in creation order (persona files in alphabetical order at first load, then
+        API-created ones).
         Errors: INVALID_FIELD (negative page_size, bad page_token).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -318,11 +353,21 @@ class AgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LegacyListEvents(self, request, context):
+        """Legacy #13, REST only. The first page of ListEvents as the bare JSON array of Event objects
+        that the legacy route returned (proto3 JSON, camelCase keys, every field printed), content
+        type "application/json". gRPC clients call ListEvents.
+        Errors: INVALID_FIELD (negative page_size).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListEvents(self, request, context):
-        """Legacy #13. Lists processed events. The first page holds the newest processed events,
-        ordered oldest first within the page (the legacy order); next_page_token leads to older
-        ones. Events not yet processed (e.g. delayed ones) are not listed. REST clients get the bare
-        JSON array of the first page. At least the last 1,000 processed events are kept.
+        """Lists processed events. The first page holds the newest processed events, ordered oldest
+        first within the page (the legacy order); next_page_token leads to older ones. Events not
+        yet processed (e.g. delayed ones) are not listed. At least the last 1,000 processed events
+        are kept.
         Errors: INVALID_FIELD.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -398,6 +443,11 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     request_deserializer=puppet_dot_agent_dot_v1_dot_agent__service__pb2.GetStatusRequest.FromString,
                     response_serializer=puppet_dot_agent_dot_v1_dot_agent__service__pb2.GetStatusResponse.SerializeToString,
             ),
+            'LegacyListAgents': grpc.unary_unary_rpc_method_handler(
+                    servicer.LegacyListAgents,
+                    request_deserializer=puppet_dot_agent_dot_v1_dot_agent__service__pb2.LegacyListAgentsRequest.FromString,
+                    response_serializer=puppet_dot_agent_dot_v1_dot_agent__service__pb2.LegacyListAgentsResponse.SerializeToString,
+            ),
             'ListAgents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAgents,
                     request_deserializer=puppet_dot_agent_dot_v1_dot_agent__service__pb2.ListAgentsRequest.FromString,
@@ -453,6 +503,11 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     request_deserializer=puppet_dot_agent_dot_v1_dot_agent__service__pb2.CreateEventRequest.FromString,
                     response_serializer=puppet_dot_agent_dot_v1_dot_agent__service__pb2.CreateEventResponse.SerializeToString,
             ),
+            'LegacyListEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.LegacyListEvents,
+                    request_deserializer=puppet_dot_agent_dot_v1_dot_agent__service__pb2.LegacyListEventsRequest.FromString,
+                    response_serializer=puppet_dot_agent_dot_v1_dot_agent__service__pb2.LegacyListEventsResponse.SerializeToString,
+            ),
             'ListEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListEvents,
                     request_deserializer=puppet_dot_agent_dot_v1_dot_agent__service__pb2.ListEventsRequest.FromString,
@@ -507,6 +562,13 @@ class AgentService:
     success JSON keeps the legacy keys and JSON types (see agent.proto). Routes that the legacy
     engine did not have live under /api/v2/ so a legacy client never sees a changed shape.
 
+    Envoy's grpc_json_transcoder (1.40) cannot select a response field as the body
+    (response_body is refused at load time unless the field is a google.api.HttpBody). So legacy
+    routes whose body is an object return response messages that carry the legacy keys at top
+    level, and the two legacy routes whose body is a bare JSON array (GET /api/agents, GET
+    /api/events) are served by LegacyListAgents and LegacyListEvents, which return the array as
+    an HttpBody. gRPC clients use the typed, paginated ListAgents and ListEvents.
+
     Errors carry google.rpc.ErrorInfo with domain "agent.puppet" and one of these reasons:
     INVALID_FIELD (INVALID_ARGUMENT, with a BadRequest field violation naming the field),
     PERSONA_INVALID (INVALID_ARGUMENT: a persona file that fails validation; field violations use
@@ -547,6 +609,33 @@ class AgentService:
             '/puppet.agent.v1.AgentService/GetStatus',
             puppet_dot_agent_dot_v1_dot_agent__service__pb2.GetStatusRequest.SerializeToString,
             puppet_dot_agent_dot_v1_dot_agent__service__pb2.GetStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LegacyListAgents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/puppet.agent.v1.AgentService/LegacyListAgents',
+            puppet_dot_agent_dot_v1_dot_agent__service__pb2.LegacyListAgentsRequest.SerializeToString,
+            puppet_dot_agent_dot_v1_dot_agent__service__pb2.LegacyListAgentsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -844,6 +933,33 @@ class AgentService:
             '/puppet.agent.v1.AgentService/CreateEvent',
             puppet_dot_agent_dot_v1_dot_agent__service__pb2.CreateEventRequest.SerializeToString,
             puppet_dot_agent_dot_v1_dot_agent__service__pb2.CreateEventResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LegacyListEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/puppet.agent.v1.AgentService/LegacyListEvents',
+            puppet_dot_agent_dot_v1_dot_agent__service__pb2.LegacyListEventsRequest.SerializeToString,
+            puppet_dot_agent_dot_v1_dot_agent__service__pb2.LegacyListEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -32,6 +32,13 @@ class AgentServiceStub:
     success JSON keeps the legacy keys and JSON types (see agent.proto). Routes that the legacy
     engine did not have live under /api/v2/ so a legacy client never sees a changed shape.
 
+    Envoy's grpc_json_transcoder (1.40) cannot select a response field as the body
+    (response_body is refused at load time unless the field is a google.api.HttpBody). So legacy
+    routes whose body is an object return response messages that carry the legacy keys at top
+    level, and the two legacy routes whose body is a bare JSON array (GET /api/agents, GET
+    /api/events) are served by LegacyListAgents and LegacyListEvents, which return the array as
+    an HttpBody. gRPC clients use the typed, paginated ListAgents and ListEvents.
+
     Errors carry google.rpc.ErrorInfo with domain "agent.puppet" and one of these reasons:
     INVALID_FIELD (INVALID_ARGUMENT, with a BadRequest field violation naming the field),
     PERSONA_INVALID (INVALID_ARGUMENT: a persona file that fails validation; field violations use
@@ -63,9 +70,16 @@ class AgentServiceStub:
     """Legacy #1. Reports that the orchestrator is up, how many personas it runs and for how long.
     Errors: none.
     """
+    LegacyListAgents: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.LegacyListAgentsRequest, _agent_service_pb2.LegacyListAgentsResponse]
+    """Legacy #2, REST only. The first page of ListAgents as the bare JSON array of AgentSummary
+    objects that the legacy route returned (proto3 JSON, camelCase keys, every field printed),
+    content type "application/json". REST clients cannot page (the legacy body has no room for
+    a token); the default page holds 1,000 personas. gRPC clients call ListAgents.
+    Errors: INVALID_FIELD (negative page_size).
+    """
     ListAgents: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.ListAgentsRequest, _agent_service_pb2.ListAgentsResponse]
-    """Legacy #2. Lists personas in creation order (persona files in alphabetical order at first
-    load, then API-created ones). REST clients get the bare JSON array of the first page.
+    """Lists personas in creation order (persona files in alphabetical order at first load, then
+    API-created ones).
     Errors: INVALID_FIELD (negative page_size, bad page_token).
     """
     GetAgent: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.GetAgentRequest, _agent_service_pb2.GetAgentResponse]
@@ -138,11 +152,17 @@ class AgentServiceStub:
     Errors: INVALID_FIELD (missing type or data, bad priority, type too long, data over 64 KiB),
     REQUEST_ID_REUSED.
     """
+    LegacyListEvents: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.LegacyListEventsRequest, _agent_service_pb2.LegacyListEventsResponse]
+    """Legacy #13, REST only. The first page of ListEvents as the bare JSON array of Event objects
+    that the legacy route returned (proto3 JSON, camelCase keys, every field printed), content
+    type "application/json". gRPC clients call ListEvents.
+    Errors: INVALID_FIELD (negative page_size).
+    """
     ListEvents: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.ListEventsRequest, _agent_service_pb2.ListEventsResponse]
-    """Legacy #13. Lists processed events. The first page holds the newest processed events,
-    ordered oldest first within the page (the legacy order); next_page_token leads to older
-    ones. Events not yet processed (e.g. delayed ones) are not listed. REST clients get the bare
-    JSON array of the first page. At least the last 1,000 processed events are kept.
+    """Lists processed events. The first page holds the newest processed events, ordered oldest
+    first within the page (the legacy order); next_page_token leads to older ones. Events not
+    yet processed (e.g. delayed ones) are not listed. At least the last 1,000 processed events
+    are kept.
     Errors: INVALID_FIELD.
     """
     ReplaceAgent: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.ReplaceAgentRequest, _agent_service_pb2.ReplaceAgentResponse]
@@ -186,6 +206,13 @@ class AgentServiceAsyncStub(AgentServiceStub):
     success JSON keeps the legacy keys and JSON types (see agent.proto). Routes that the legacy
     engine did not have live under /api/v2/ so a legacy client never sees a changed shape.
 
+    Envoy's grpc_json_transcoder (1.40) cannot select a response field as the body
+    (response_body is refused at load time unless the field is a google.api.HttpBody). So legacy
+    routes whose body is an object return response messages that carry the legacy keys at top
+    level, and the two legacy routes whose body is a bare JSON array (GET /api/agents, GET
+    /api/events) are served by LegacyListAgents and LegacyListEvents, which return the array as
+    an HttpBody. gRPC clients use the typed, paginated ListAgents and ListEvents.
+
     Errors carry google.rpc.ErrorInfo with domain "agent.puppet" and one of these reasons:
     INVALID_FIELD (INVALID_ARGUMENT, with a BadRequest field violation naming the field),
     PERSONA_INVALID (INVALID_ARGUMENT: a persona file that fails validation; field violations use
@@ -214,9 +241,16 @@ class AgentServiceAsyncStub(AgentServiceStub):
     """Legacy #1. Reports that the orchestrator is up, how many personas it runs and for how long.
     Errors: none.
     """
+    LegacyListAgents: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.LegacyListAgentsRequest, _agent_service_pb2.LegacyListAgentsResponse]  # type: ignore[assignment]
+    """Legacy #2, REST only. The first page of ListAgents as the bare JSON array of AgentSummary
+    objects that the legacy route returned (proto3 JSON, camelCase keys, every field printed),
+    content type "application/json". REST clients cannot page (the legacy body has no room for
+    a token); the default page holds 1,000 personas. gRPC clients call ListAgents.
+    Errors: INVALID_FIELD (negative page_size).
+    """
     ListAgents: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.ListAgentsRequest, _agent_service_pb2.ListAgentsResponse]  # type: ignore[assignment]
-    """Legacy #2. Lists personas in creation order (persona files in alphabetical order at first
-    load, then API-created ones). REST clients get the bare JSON array of the first page.
+    """Lists personas in creation order (persona files in alphabetical order at first load, then
+    API-created ones).
     Errors: INVALID_FIELD (negative page_size, bad page_token).
     """
     GetAgent: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.GetAgentRequest, _agent_service_pb2.GetAgentResponse]  # type: ignore[assignment]
@@ -289,11 +323,17 @@ class AgentServiceAsyncStub(AgentServiceStub):
     Errors: INVALID_FIELD (missing type or data, bad priority, type too long, data over 64 KiB),
     REQUEST_ID_REUSED.
     """
+    LegacyListEvents: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.LegacyListEventsRequest, _agent_service_pb2.LegacyListEventsResponse]  # type: ignore[assignment]
+    """Legacy #13, REST only. The first page of ListEvents as the bare JSON array of Event objects
+    that the legacy route returned (proto3 JSON, camelCase keys, every field printed), content
+    type "application/json". gRPC clients call ListEvents.
+    Errors: INVALID_FIELD (negative page_size).
+    """
     ListEvents: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.ListEventsRequest, _agent_service_pb2.ListEventsResponse]  # type: ignore[assignment]
-    """Legacy #13. Lists processed events. The first page holds the newest processed events,
-    ordered oldest first within the page (the legacy order); next_page_token leads to older
-    ones. Events not yet processed (e.g. delayed ones) are not listed. REST clients get the bare
-    JSON array of the first page. At least the last 1,000 processed events are kept.
+    """Lists processed events. The first page holds the newest processed events, ordered oldest
+    first within the page (the legacy order); next_page_token leads to older ones. Events not
+    yet processed (e.g. delayed ones) are not listed. At least the last 1,000 processed events
+    are kept.
     Errors: INVALID_FIELD.
     """
     ReplaceAgent: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.ReplaceAgentRequest, _agent_service_pb2.ReplaceAgentResponse]  # type: ignore[assignment]
@@ -336,6 +376,13 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
     success JSON keeps the legacy keys and JSON types (see agent.proto). Routes that the legacy
     engine did not have live under /api/v2/ so a legacy client never sees a changed shape.
 
+    Envoy's grpc_json_transcoder (1.40) cannot select a response field as the body
+    (response_body is refused at load time unless the field is a google.api.HttpBody). So legacy
+    routes whose body is an object return response messages that carry the legacy keys at top
+    level, and the two legacy routes whose body is a bare JSON array (GET /api/agents, GET
+    /api/events) are served by LegacyListAgents and LegacyListEvents, which return the array as
+    an HttpBody. gRPC clients use the typed, paginated ListAgents and ListEvents.
+
     Errors carry google.rpc.ErrorInfo with domain "agent.puppet" and one of these reasons:
     INVALID_FIELD (INVALID_ARGUMENT, with a BadRequest field violation naming the field),
     PERSONA_INVALID (INVALID_ARGUMENT: a persona file that fails validation; field violations use
@@ -370,13 +417,26 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
+    def LegacyListAgents(
+        self,
+        request: _agent_service_pb2.LegacyListAgentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_service_pb2.LegacyListAgentsResponse, _abc.Awaitable[_agent_service_pb2.LegacyListAgentsResponse]]:
+        """Legacy #2, REST only. The first page of ListAgents as the bare JSON array of AgentSummary
+        objects that the legacy route returned (proto3 JSON, camelCase keys, every field printed),
+        content type "application/json". REST clients cannot page (the legacy body has no room for
+        a token); the default page holds 1,000 personas. gRPC clients call ListAgents.
+        Errors: INVALID_FIELD (negative page_size).
+        """
+
+    @_abc_1.abstractmethod
     def ListAgents(
         self,
         request: _agent_service_pb2.ListAgentsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_agent_service_pb2.ListAgentsResponse, _abc.Awaitable[_agent_service_pb2.ListAgentsResponse]]:
-        """Legacy #2. Lists personas in creation order (persona files in alphabetical order at first
-        load, then API-created ones). REST clients get the bare JSON array of the first page.
+        """Lists personas in creation order (persona files in alphabetical order at first load, then
+        API-created ones).
         Errors: INVALID_FIELD (negative page_size, bad page_token).
         """
 
@@ -511,15 +571,27 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
+    def LegacyListEvents(
+        self,
+        request: _agent_service_pb2.LegacyListEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_service_pb2.LegacyListEventsResponse, _abc.Awaitable[_agent_service_pb2.LegacyListEventsResponse]]:
+        """Legacy #13, REST only. The first page of ListEvents as the bare JSON array of Event objects
+        that the legacy route returned (proto3 JSON, camelCase keys, every field printed), content
+        type "application/json". gRPC clients call ListEvents.
+        Errors: INVALID_FIELD (negative page_size).
+        """
+
+    @_abc_1.abstractmethod
     def ListEvents(
         self,
         request: _agent_service_pb2.ListEventsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_agent_service_pb2.ListEventsResponse, _abc.Awaitable[_agent_service_pb2.ListEventsResponse]]:
-        """Legacy #13. Lists processed events. The first page holds the newest processed events,
-        ordered oldest first within the page (the legacy order); next_page_token leads to older
-        ones. Events not yet processed (e.g. delayed ones) are not listed. REST clients get the bare
-        JSON array of the first page. At least the last 1,000 processed events are kept.
+        """Lists processed events. The first page holds the newest processed events, ordered oldest
+        first within the page (the legacy order); next_page_token leads to older ones. Events not
+        yet processed (e.g. delayed ones) are not listed. At least the last 1,000 processed events
+        are kept.
         Errors: INVALID_FIELD.
         """
 
