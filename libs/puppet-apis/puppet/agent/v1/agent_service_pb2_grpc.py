@@ -228,7 +228,7 @@ class AgentServiceServicer:
         objects that the legacy route returned (proto3 JSON, camelCase keys, every field printed),
         content type "application/json". REST clients cannot page (the legacy body has no room for
         a token); the default page holds 1,000 personas. gRPC clients call ListAgents.
-        Errors: INVALID_FIELD (negative page_size).
+        Errors: INVALID_FIELD (negative page_size, bad page_token).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -357,7 +357,7 @@ class AgentServiceServicer:
         """Legacy #13, REST only. The first page of ListEvents as the bare JSON array of Event objects
         that the legacy route returned (proto3 JSON, camelCase keys, every field printed), content
         type "application/json". gRPC clients call ListEvents.
-        Errors: INVALID_FIELD (negative page_size).
+        Errors: INVALID_FIELD (negative page_size, bad page_token).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

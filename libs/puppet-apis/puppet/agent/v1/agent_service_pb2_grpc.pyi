@@ -75,7 +75,7 @@ class AgentServiceStub:
     objects that the legacy route returned (proto3 JSON, camelCase keys, every field printed),
     content type "application/json". REST clients cannot page (the legacy body has no room for
     a token); the default page holds 1,000 personas. gRPC clients call ListAgents.
-    Errors: INVALID_FIELD (negative page_size).
+    Errors: INVALID_FIELD (negative page_size, bad page_token).
     """
     ListAgents: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.ListAgentsRequest, _agent_service_pb2.ListAgentsResponse]
     """Lists personas in creation order (persona files in alphabetical order at first load, then
@@ -156,7 +156,7 @@ class AgentServiceStub:
     """Legacy #13, REST only. The first page of ListEvents as the bare JSON array of Event objects
     that the legacy route returned (proto3 JSON, camelCase keys, every field printed), content
     type "application/json". gRPC clients call ListEvents.
-    Errors: INVALID_FIELD (negative page_size).
+    Errors: INVALID_FIELD (negative page_size, bad page_token).
     """
     ListEvents: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.ListEventsRequest, _agent_service_pb2.ListEventsResponse]
     """Lists processed events. The first page holds the newest processed events, ordered oldest
@@ -246,7 +246,7 @@ class AgentServiceAsyncStub(AgentServiceStub):
     objects that the legacy route returned (proto3 JSON, camelCase keys, every field printed),
     content type "application/json". REST clients cannot page (the legacy body has no room for
     a token); the default page holds 1,000 personas. gRPC clients call ListAgents.
-    Errors: INVALID_FIELD (negative page_size).
+    Errors: INVALID_FIELD (negative page_size, bad page_token).
     """
     ListAgents: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.ListAgentsRequest, _agent_service_pb2.ListAgentsResponse]  # type: ignore[assignment]
     """Lists personas in creation order (persona files in alphabetical order at first load, then
@@ -327,7 +327,7 @@ class AgentServiceAsyncStub(AgentServiceStub):
     """Legacy #13, REST only. The first page of ListEvents as the bare JSON array of Event objects
     that the legacy route returned (proto3 JSON, camelCase keys, every field printed), content
     type "application/json". gRPC clients call ListEvents.
-    Errors: INVALID_FIELD (negative page_size).
+    Errors: INVALID_FIELD (negative page_size, bad page_token).
     """
     ListEvents: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.ListEventsRequest, _agent_service_pb2.ListEventsResponse]  # type: ignore[assignment]
     """Lists processed events. The first page holds the newest processed events, ordered oldest
@@ -426,7 +426,7 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         objects that the legacy route returned (proto3 JSON, camelCase keys, every field printed),
         content type "application/json". REST clients cannot page (the legacy body has no room for
         a token); the default page holds 1,000 personas. gRPC clients call ListAgents.
-        Errors: INVALID_FIELD (negative page_size).
+        Errors: INVALID_FIELD (negative page_size, bad page_token).
         """
 
     @_abc_1.abstractmethod
@@ -579,7 +579,7 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         """Legacy #13, REST only. The first page of ListEvents as the bare JSON array of Event objects
         that the legacy route returned (proto3 JSON, camelCase keys, every field printed), content
         type "application/json". gRPC clients call ListEvents.
-        Errors: INVALID_FIELD (negative page_size).
+        Errors: INVALID_FIELD (negative page_size, bad page_token).
         """
 
     @_abc_1.abstractmethod
