@@ -27,7 +27,11 @@ ROOT = Path(__file__).resolve().parent
 UV_VERSION = "0.13.9"
 PROTOS = ROOT / "protos"
 APIS = ROOT / "libs" / "puppet-apis"
-VENDORED_GOOGLE = ("google/api/annotations.proto", "google/api/http.proto")
+VENDORED_GOOGLE = (
+    "google/api/annotations.proto",
+    "google/api/http.proto",
+    "google/api/httpbody.proto",
+)
 # Start order for `up`: dependencies before the services that call them.
 SERVICE_ORDER = ("memory", "llm", "social", "chain", "agent")
 DEFAULT_PORTS = {"agent": 50051, "memory": 50052, "llm": 50053, "social": 50054, "chain": 50055}
