@@ -139,7 +139,6 @@ class CallDefaultsInterceptor(
     ) -> Any:
         return await continuation(self._complete(client_call_details), request_iterator)
 
-
     def _complete(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
         metadata = grpc.aio.Metadata(*(details.metadata or ()))
         request_id = current_request_id()

@@ -12,7 +12,6 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import wrappers_pb2
-
 from puppet_runtime import StartedServer
 from puppet_runtime.testing import running
 
@@ -24,7 +23,8 @@ def _load_demo() -> ModuleType:
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, DEMO_PATH)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)

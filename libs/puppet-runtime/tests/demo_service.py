@@ -17,8 +17,6 @@ from typing import Any
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, wrappers_pb2
 from google.protobuf.descriptor import ServiceDescriptor
-from pydantic_settings import SettingsConfigDict
-
 from puppet_runtime import (
     Context,
     NotFound,
@@ -30,6 +28,7 @@ from puppet_runtime import (
     open_channel,
     run,
 )
+from pydantic_settings import SettingsConfigDict
 
 SERVICE_NAME = "demo.v1.DemoService"
 DOMAIN = "demo.puppet"
@@ -128,7 +127,9 @@ class Demo:
             raise Unavailable("DEMO_BUSY", "Busy; try again.")
         return request
 
-    async def count(self, request: wrappers_pb2.StringValue, context: Context) -> AsyncIterator[Any]:
+    async def count(
+        self, request: wrappers_pb2.StringValue, context: Context
+    ) -> AsyncIterator[Any]:
         """`<n>` yields 0..n-1; `boom-after:<n>` / `not-found-after:<n>` then fail."""
         command, _, arg = request.value.partition(":")
         for i in range(int(arg or command)):

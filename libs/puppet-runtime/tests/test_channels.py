@@ -7,7 +7,6 @@ import time
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2
-
 from puppet_runtime import open_channel, service_config
 from puppet_runtime.testing import running, status_of
 
@@ -24,7 +23,9 @@ def test_service_config_from_idempotency_levels(demo):
 def test_service_config_without_safe_methods_has_no_retries():
     service = health_pb2.DESCRIPTOR.services_by_name["Health"]  # Check is not marked
     config = json.loads(service_config(service, timeout_s=1))
-    assert config == {"methodConfig": [{"name": [{"service": "grpc.health.v1.Health"}], "timeout": "1s"}]}
+    assert config == {
+        "methodConfig": [{"name": [{"service": "grpc.health.v1.Health"}], "timeout": "1s"}]
+    }
 
 
 @pytest.mark.parametrize("method", ["Echo", "Put"])
@@ -39,6 +40,7 @@ async def test_plain_method_is_not_retried(call, servicer):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call("Fire", "f1")
     code, info, _ = status_of(caught.value)
+    assert info is not None
     assert (code, info.reason) == (grpc.StatusCode.UNAVAILABLE, "DEMO_BUSY")
     assert servicer.attempts["Fire", "f1"] == 1
 

@@ -1,10 +1,9 @@
-"""Errors through the wire: ServiceError -> code + ErrorInfo (+ BadRequest); the rest -> INTERNAL."""
+"""Errors on the wire: ServiceError -> code + ErrorInfo (+ BadRequest); the rest -> INTERNAL."""
 
 import logging
 
 import grpc
 import pytest
-
 from puppet_runtime import NotFound, invalid_field
 from puppet_runtime.testing import status_of
 
@@ -15,6 +14,7 @@ async def test_service_error_has_code_and_error_info(call):
     code, info, bad_request = status_of(caught.value)
     assert code is grpc.StatusCode.NOT_FOUND
     assert caught.value.details() == "Thing 't1' does not exist."
+    assert info is not None
     assert (info.reason, info.domain, dict(info.metadata)) == (
         "THING_NOT_FOUND",
         "demo.puppet",
@@ -29,6 +29,8 @@ async def test_invalid_field_carries_bad_request(call):
     code, info, bad_request = status_of(caught.value)
     assert code is grpc.StatusCode.INVALID_ARGUMENT
     assert caught.value.details() == "thing.size: must be positive"
+    assert info is not None
+    assert bad_request is not None
     assert (info.reason, dict(info.metadata)) == ("INVALID_FIELD", {"field": "thing.size"})
     assert [(v.field, v.description) for v in bad_request.field_violations] == [
         ("thing.size", "must be positive")
@@ -52,11 +54,9 @@ async def test_unexpected_exception_is_bare_internal_and_logged(call, caplog):
 
 async def test_streaming_error_after_messages_is_mapped(call):
     stream = call("Count", "boom-after:2")
-    received = []
+    assert [(await stream.read()).value, (await stream.read()).value] == ["0", "1"]
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        async for item in stream:
-            received.append(item.value)
-    assert received == ["0", "1"]
+        await stream.read()
     assert (caught.value.code(), caught.value.details()) == (
         grpc.StatusCode.INTERNAL,
         "internal error",
@@ -65,9 +65,9 @@ async def test_streaming_error_after_messages_is_mapped(call):
 
 async def test_streaming_service_error_is_mapped(call):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        async for _ in call("Count", "not-found-after:0"):
-            pass
+        await call("Count", "not-found-after:0").read()
     code, info, _ = status_of(caught.value)
+    assert info is not None
     assert code is grpc.StatusCode.NOT_FOUND
     assert (info.reason, info.domain) == ("THING_NOT_FOUND", "demo.puppet")
 

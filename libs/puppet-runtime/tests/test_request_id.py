@@ -1,15 +1,15 @@
 """Request ids: generated or adopted, visible to the handler, echoed, propagated downstream."""
 
 import re
+from typing import Any
 
 import grpc
 import pytest
-
 from puppet_runtime import open_channel
 from puppet_runtime.testing import running
 
 
-def _metadata(pairs):
+def _metadata(pairs: Any) -> dict[str, Any]:
     return dict(pairs or ())
 
 
