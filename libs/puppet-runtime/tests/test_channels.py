@@ -93,4 +93,4 @@ async def test_default_deadline_does_not_fire_early(demo, served, invoke):
     started, _ = served
     await asyncio.sleep(0.6)
     async with open_channel(f"127.0.0.1:{started.port}", demo.SERVICE, timeout_s=0.5) as channel:
-        assert (await invoke(channel, "Echo", "sleep:0.2")).value == "sleep:0.2"
+        assert (await invoke(channel, "Echo", "sleep:0.1")).value == "sleep:0.1"
