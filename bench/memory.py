@@ -14,7 +14,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -157,7 +156,7 @@ async def main(memories: int, queries: int, creates: int) -> dict[str, object]:
         "PUPPET_MEMORY_LOG_LEVEL": "WARNING",
         "PUPPET_MEMORY_DEFAULT_MEMORY_BUDGET": str(memories * 2),
     }
-    server = subprocess.Popen([sys.executable, "-m", "puppet_memory"], env=env)
+    server = await asyncio.create_subprocess_exec(sys.executable, "-m", "puppet_memory", env=env)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             await wait_serving(channel, timeout_s=120)
@@ -175,7 +174,7 @@ async def main(memories: int, queries: int, creates: int) -> dict[str, object]:
         floor = numpy_floor_ms(vectors, probe)
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        await asyncio.wait_for(server.wait(), timeout=30)
     return {
         "memories": memories,
         "load_s": round(load_s, 1),
