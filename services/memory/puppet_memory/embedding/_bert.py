@@ -18,8 +18,7 @@ _MASKED = np.float32(-1e9)
 # Abramowitz & Stegun 7.1.26: |erf error| <= 1.5e-7, below float32 resolution near 1.
 # The coefficients carry the GELU's 1/2 so the polynomial yields erfc(z) / 2 directly.
 _ERF_A = tuple(
-    np.float32(a / 2)
-    for a in (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)
+    np.float32(a / 2) for a in (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)
 )
 _ERF_P = np.float32(0.3275911 / math.sqrt(2))
 # exp(-x^2/2) is kept above float32's denormals (slow on x86); GELU there is max(x, 0) anyway.
