@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -23,6 +22,8 @@ from pathlib import Path
 import grpc
 import numpy as np
 import numpy.typing as npt
+from embed import cpu_model, tweets
+from embed import measure as measure_embedding
 from puppet.memory.v1 import memory_pb2 as mpb
 from puppet.memory.v1 import memory_service_pb2 as pb
 from puppet.memory.v1 import memory_service_pb2_grpc as rpc
@@ -30,16 +31,7 @@ from puppet_runtime.testing import free_port, wait_serving
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DIM = 384
-SENTENCES = (
-    "gm frens, the market is bleeding again",
-    "just shipped a new feature for the bot, feels good",
-    "solana fees are low today, swapping some SOL for USDC",
-    "reading about memory consolidation in humans, fascinating stuff",
-    "who else is watching the launch tonight?",
-    "coffee first, then charts, then maybe a nap",
-    "hot take: most roadmaps are vibes with dates attached",
-    "thanks for the reply, that thread was a great read",
-)
+TWEETS = tweets(1000)
 
 
 def clustered_vectors(n: int, seed: int) -> npt.NDArray[np.float32]:
@@ -63,7 +55,7 @@ def memory_request(parent: str, i: int, vector: npt.NDArray[np.float32]) -> pb.C
         parent=parent,
         memory=mpb.Memory(
             kind=mpb.MEMORY_KIND_GENERAL,
-            content=f"{SENTENCES[i % len(SENTENCES)]} #{i}",
+            content=f"{TWEETS[i % len(TWEETS)]} #{i}",
             importance=float(i % 10) / 10,
         ),
         embedding=mpb.Embedding(values=vector.tolist(), model=MODEL),
@@ -122,30 +114,6 @@ def numpy_floor_ms(vectors: npt.NDArray[np.float32], queries: npt.NDArray[np.flo
     return statistics.median(timings)
 
 
-async def embed_rate(n: int) -> float:
-    from puppet_memory.embedding.minilm import MiniLMEmbedder
-
-    embedder = MiniLMEmbedder()
-    texts = [f"{SENTENCES[i % len(SENTENCES)]} (variant {i})" for i in range(n)]
-    try:
-        await embedder.embed(texts[:32])
-        started = time.perf_counter()
-        await embedder.embed(texts)
-        return n / (time.perf_counter() - started)
-    finally:
-        await embedder.close()
-
-
-def machine() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    names = [
-        line.split(":", 1)[1].strip()
-        for line in (cpuinfo.read_text().splitlines() if cpuinfo.exists() else [])
-        if line.startswith("model name")
-    ]
-    return f"{os.cpu_count()} cpu, {names[0] if names else platform.machine()}"
-
-
 async def main(memories: int, queries: int, creates: int) -> dict[str, object]:
     data = Path(tempfile.mkdtemp(prefix="bench-memory-"))
     port = free_port()
@@ -182,9 +150,11 @@ async def main(memories: int, queries: int, creates: int) -> dict[str, object]:
         "recall_p99_ms": round(percentile(recall, 99), 2),
         "recall_numpy_floor_p50_ms": round(floor, 2),
         "create_per_s": round(create),
-        "embed_per_s": round(await embed_rate(512)),
+        **await measure_embedding(
+            argparse.Namespace(sentences=512, single=50, repeats=2, threads=None)
+        ),
         "server_exit_code": server.returncode,
-        "machine": machine(),
+        "machine": f"{os.cpu_count()} cpu, {cpu_model()}",
     }
 
 
