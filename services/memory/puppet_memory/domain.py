@@ -15,25 +15,25 @@ from puppet_memory import consolidation
 from puppet_memory.embedding import Embedder
 from puppet_memory.recall import Hit, IndexCache, PersonaIndex, RecallQuery
 from puppet_memory.store import (
-    BudgetExhausted,
+    BudgetExhaustedError,
     Channel,
-    EmbeddingMismatch,
+    EmbeddingMismatchError,
     Insert,
     Kind,
     MemoryChange,
-    MemoryMissing,
+    MemoryNotFoundError,
     MemoryRow,
     MemoryStore,
     Mood,
     PersonaChange,
-    PersonaExists,
-    PersonaMissing,
+    PersonaExistsError,
+    PersonaNotFoundError,
     PersonaRow,
     RelationshipChange,
-    RelationshipMissing,
+    RelationshipNotFoundError,
     RelationshipRow,
-    RequestIdReused,
-    RevisionConflict,
+    RequestIdReusedError,
+    RevisionConflictError,
     StoreError,
     Vector,
 )
@@ -51,7 +51,7 @@ def clamp(value: float, low: float, high: float) -> float:
     return min(max(value, low), high)
 
 
-class EmbedderFailed(StoreError):
+class EmbedderError(StoreError):
     """The embedder raised or returned something unusable."""
 
 
@@ -100,7 +100,7 @@ class MemoryDomain:
     async def persona(self, agent: str) -> PersonaRow:
         row = await self.store.get_persona(agent)
         if row is None:
-            raise PersonaMissing(agent)
+            raise PersonaNotFoundError(agent)
         return row
 
     # personas
@@ -113,7 +113,7 @@ class MemoryDomain:
             return await self.store.create_persona(
                 replace(row, create_time_us=t, update_time_us=t), request_id
             )
-        except PersonaExists:
+        except PersonaExistsError:
             if allow_existing:
                 return await self.persona(row.agent)
             raise
@@ -121,7 +121,7 @@ class MemoryDomain:
     async def delete_persona(self, agent: str, *, allow_missing: bool) -> None:
         self._cache.drop(agent)
         if not await self.store.delete_persona(agent) and not allow_missing:
-            raise PersonaMissing(agent)
+            raise PersonaNotFoundError(agent)
 
     async def update_persona(
         self, agent: str, change: PersonaChange, *, op: str, request_id: str | None
@@ -153,7 +153,7 @@ class MemoryDomain:
         budget = self.budget_of(persona)
         cores = sum(1 for d in drafts if d.kind is Kind.CORE)
         if persona.core_count >= budget or persona.core_count + cores > budget:
-            raise BudgetExhausted(budget)
+            raise BudgetExhaustedError(budget)
         vectors = await self._vectors_for(persona, drafts)
         t = now_us()
         inserts = [
@@ -208,7 +208,7 @@ class MemoryDomain:
     def _check(persona: PersonaRow, model: str, dim: int) -> None:
         expected = (persona.embedding_model, persona.embedding_dimension)
         if persona.memory_count and expected != (model, dim):
-            raise EmbeddingMismatch(expected, (model, dim))
+            raise EmbeddingMismatchError(expected, (model, dim))
 
     async def embed(self, texts: Sequence[str]) -> list[Vector]:
         out: list[Vector] = []
@@ -218,9 +218,9 @@ class MemoryDomain:
                 got = np.asarray(await self.embedder.embed(batch), dtype=np.float32)
             except Exception as err:
                 log.exception("embedder %s failed", self.embedder.model)
-                raise EmbedderFailed(str(err)) from err
+                raise EmbedderError(str(err)) from err
             if got.shape != (len(batch), self.embedder.dimension) or not np.isfinite(got).all():
-                raise EmbedderFailed(f"embedder returned shape {got.shape}")
+                raise EmbedderError(f"embedder returned shape {got.shape}")
             out.extend(unit(v) for v in got)
         return out
 
@@ -229,7 +229,7 @@ class MemoryDomain:
         if found:
             return found[0]
         await self.persona(agent)
-        raise MemoryMissing(memory_id)
+        raise MemoryNotFoundError(memory_id)
 
     async def list_memories(
         self, agent: str, kinds: frozenset[Kind], before: tuple[int, str] | None, limit: int
@@ -244,7 +244,7 @@ class MemoryDomain:
             agent, memory_id, lambda m: replace(change(m), update_time_us=t)
         )
         if done is None:
-            raise MemoryMissing(memory_id)
+            raise MemoryNotFoundError(memory_id)
         self._cache.updated(agent, done[0], done[1])
         return done[0]
 
@@ -253,7 +253,7 @@ class MemoryDomain:
         revision = await self.store.delete_memory(agent, memory_id)
         if revision is None:
             if not allow_missing:
-                raise MemoryMissing(memory_id)
+                raise MemoryNotFoundError(memory_id)
             return
         self._cache.removed(agent, memory_id, revision)
 
@@ -263,7 +263,7 @@ class MemoryDomain:
             return index
         snapshot = await self.store.load_index(agent)
         if snapshot is None:
-            raise PersonaMissing(agent)
+            raise PersonaNotFoundError(agent)
         index = PersonaIndex(snapshot)
         self._cache.put(agent, index)
         return index
@@ -281,8 +281,13 @@ class MemoryDomain:
             self._check(persona, query[0], int(query[1].shape[0]))
             vector = unit(query[1])
         hits = (await self._index(agent, persona)).search(replace(params, vector=vector))
-        rows = {m.memory_id: m for m in await self.store.get_memories(agent, [h.memory_id for h in hits])}
-        return [(h, rows[h.memory_id]) for h in hits if h.memory_id in rows], persona.embedding_model
+        rows = {
+            m.memory_id: m
+            for m in await self.store.get_memories(agent, [h.memory_id for h in hits])
+        }
+        return [
+            (h, rows[h.memory_id]) for h in hits if h.memory_id in rows
+        ], persona.embedding_model
 
     async def _replayed(self, agent: str, request_id: str | None, op: str) -> str | None:
         if not request_id:
@@ -291,7 +296,7 @@ class MemoryDomain:
         if found is None:
             return None
         if found[0] != op:
-            raise RequestIdReused(request_id, found[0])
+            raise RequestIdReusedError(request_id, found[0])
         return found[1]
 
     async def reembed(self, agent: str, request_id: str | None) -> tuple[int, str, int]:
@@ -312,15 +317,19 @@ class MemoryDomain:
                     model=self.embedder.model,
                     vectors={r.memory_id: v for r, v in zip(rows, vectors, strict=True)},
                 )
-            except RevisionConflict:
+            except RevisionConflictError:
                 continue
             finally:
                 self._cache.drop(agent)
-            result = (len(rows), self.embedder.model if rows else "", self.embedder.dimension if rows else 0)
+            result = (
+                len(rows),
+                self.embedder.model if rows else "",
+                self.embedder.dimension if rows else 0,
+            )
             if request_id:
                 await self.store.record_request(agent, request_id, "reembed", json.dumps(result))
             return result
-        raise RevisionConflict(agent)
+        raise RevisionConflictError(agent)
 
     async def consolidate(
         self, agent: str, target: int | None, request_id: str | None
@@ -329,17 +338,21 @@ class MemoryDomain:
         prior = await self._replayed(agent, request_id, "consolidate")
         if prior is not None:
             done = Consolidated(**json.loads(prior))
-            summary = await self.store.get_memories(agent, [done.summary_id] if done.summary_id else [])
-            return done, summary[0] if summary else None
+            found = await self.store.get_memories(
+                agent, [done.summary_id] if done.summary_id else []
+            )
+            return done, found[0] if found else None
         for _ in range(_ATTEMPTS):
             try:
                 done, summary = await self._consolidate_once(agent, target)
-            except RevisionConflict:
+            except RevisionConflictError:
                 continue
             if request_id:
-                await self.store.record_request(agent, request_id, "consolidate", json.dumps(asdict(done)))
+                await self.store.record_request(
+                    agent, request_id, "consolidate", json.dumps(asdict(done))
+                )
             return done, summary
-        raise RevisionConflict(agent)
+        raise RevisionConflictError(agent)
 
     async def _consolidate_once(
         self, agent: str, target: int | None
@@ -363,12 +376,13 @@ class MemoryDomain:
         self._cache.drop(agent)
         count = persona.memory_count - len(rows) + (1 if summary else 0)
         pruned = len(rows) - len(merged)
-        return Consolidated(len(merged), pruned, summary and summary.memory_id, count), summary
+        summary_id = None if summary is None else summary.memory_id
+        return Consolidated(len(merged), pruned, summary_id, count), summary
 
     async def _auto_consolidate(self, agent: str, budget: int) -> None:
         try:
             await self.consolidate(agent, int(budget * consolidation.AUTO_TARGET), None)
-        except RevisionConflict:
+        except RevisionConflictError:
             log.info("consolidation of %s raced with a write; the next write retries", agent)
 
     # relationships
@@ -378,14 +392,20 @@ class MemoryDomain:
         if row is not None:
             return row
         await self.persona(agent)
-        raise RelationshipMissing(counterparty)
+        raise RelationshipNotFoundError(counterparty)
 
     async def list_relationships(self, agent: str, after: str, limit: int) -> list[RelationshipRow]:
         await self.persona(agent)
         return await self.store.list_relationships(agent, after, limit)
 
     async def change_relationship(
-        self, agent: str, counterparty: str, change: RelationshipChange, *, op: str, request_id: str | None
+        self,
+        agent: str,
+        counterparty: str,
+        change: RelationshipChange,
+        *,
+        op: str,
+        request_id: str | None,
     ) -> RelationshipRow:
         t = now_us()
 

@@ -43,7 +43,9 @@ class Hit:
     importance: float
 
 
-def recency(create_time_us: npt.NDArray[np.int64], now_us: int, half_life_us: int) -> npt.NDArray[np.float64]:
+def recency(
+    create_time_us: npt.NDArray[np.int64], now_us: int, half_life_us: int
+) -> npt.NDArray[np.float64]:
     """0.5 ** (age / half_life); memories from the future count as new."""
     age = np.maximum(now_us - create_time_us, 0).astype(np.float64)
     return np.exp2(-age / half_life_us)
@@ -73,7 +75,9 @@ class PersonaIndex:
             return
         cap = max(need, 2 * self._vectors.shape[0], 64)
         grow = cap - self._vectors.shape[0]
-        self._vectors = np.concatenate([self._vectors, np.zeros((grow, self.dimension), np.float32)])
+        self._vectors = np.concatenate(
+            [self._vectors, np.zeros((grow, self.dimension), np.float32)]
+        )
         self._kinds = np.concatenate([self._kinds, np.zeros(grow, np.int8)])
         self._importance = np.concatenate([self._importance, np.zeros(grow, np.float32)])
         self._trust = np.concatenate([self._trust, np.zeros(grow, np.float32)])
@@ -114,7 +118,9 @@ class PersonaIndex:
                 column[i] = column[last]
         self._ids.pop()
 
-    def columns(self) -> tuple[list[str], npt.NDArray[np.int8], npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    def columns(
+        self,
+    ) -> tuple[list[str], npt.NDArray[np.int8], npt.NDArray[np.float32], npt.NDArray[np.int64]]:
         """ids, kinds, importance, create times (for consolidation)."""
         n = self.size
         return list(self._ids), self._kinds[:n], self._importance[:n], self._time[:n]

@@ -142,15 +142,15 @@ class StoreError(Exception):
     """Base of the domain errors a store raises."""
 
 
-class PersonaMissing(StoreError):
+class PersonaNotFoundError(StoreError):
     """The persona does not exist."""
 
 
-class PersonaExists(StoreError):
+class PersonaExistsError(StoreError):
     """create_persona for an id that is taken (by another request)."""
 
 
-class EmbeddingMismatch(StoreError):
+class EmbeddingMismatchError(StoreError):
     """A vector's model or dimension differs from the persona's index."""
 
     def __init__(self, expected: tuple[str, int], got: tuple[str, int]) -> None:
@@ -159,7 +159,7 @@ class EmbeddingMismatch(StoreError):
         self.got = got
 
 
-class RequestIdReused(StoreError):
+class RequestIdReusedError(StoreError):
     """An idempotency key already used for a different kind of call."""
 
     def __init__(self, request_id: str, op: str) -> None:
@@ -168,7 +168,7 @@ class RequestIdReused(StoreError):
         self.op = op
 
 
-class RevisionConflict(StoreError):
+class RevisionConflictError(StoreError):
     """The persona's memories changed between read and write."""
 
 
@@ -190,7 +190,7 @@ class MemoryStore(Protocol):
     async def close(self) -> None: ...
 
     async def create_persona(self, row: PersonaRow, request_id: str | None) -> PersonaRow:
-        """Insert; a repeat of the creating request_id returns the row. Raises PersonaExists."""
+        """Insert; the creating request_id repeated returns the row. Raises PersonaExistsError."""
         ...
 
     async def get_persona(self, agent: str) -> PersonaRow | None: ...
@@ -241,7 +241,7 @@ class MemoryStore(Protocol):
         delete_ids: Sequence[str],
         insert: Sequence[MemoryRow],
     ) -> int:
-        """Delete and insert in one step if the revision still matches; raise RevisionConflict."""
+        """Delete and insert at once if the revision still matches, else RevisionConflictError."""
         ...
 
     async def set_vectors(
@@ -252,7 +252,7 @@ class MemoryStore(Protocol):
         model: str,
         vectors: Mapping[str, Vector],
     ) -> int:
-        """Swap every vector and the persona's model in one step; raise RevisionConflict."""
+        """Swap every vector and the persona's model in one step; raise RevisionConflictError."""
         ...
 
     async def find_request(self, agent: str, request_id: str) -> tuple[str, str] | None:
@@ -282,17 +282,21 @@ class MemoryStore(Protocol):
         ...
 
 
-class MemoryMissing(StoreError):
+class MemoryNotFoundError(StoreError):
     """The memory does not exist (the persona does)."""
 
 
-class RelationshipMissing(StoreError):
+class RelationshipNotFoundError(StoreError):
     """The relationship does not exist (the persona does)."""
 
 
-class BudgetExhausted(StoreError):
+class BudgetExhaustedError(StoreError):
     """Core memories alone would fill the persona's budget."""
 
     def __init__(self, budget: int) -> None:
         super().__init__(f"core memories fill the budget of {budget}")
         self.budget = budget
+
+
+class StateTooLargeError(StoreError):
+    """An update would leave the persona's state map with too many entries."""

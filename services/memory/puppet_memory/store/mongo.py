@@ -1,4 +1,4 @@
-"""MongoDB adapter (production): PyMongo's AsyncMongoClient; multi-document writes in transactions."""
+"""MongoDB adapter (production): AsyncMongoClient; multi-document writes in transactions."""
 
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ from puppet_memory.store import (
     MemoryChange,
     MemoryRow,
     PersonaChange,
-    PersonaExists,
-    PersonaMissing,
+    PersonaExistsError,
+    PersonaNotFoundError,
     PersonaRow,
     RelationshipChange,
     RelationshipRow,
-    RevisionConflict,
+    RevisionConflictError,
     Vector,
 )
 from puppet_memory.store.records import (
@@ -131,7 +131,7 @@ class MongoStore:
     async def _persona_in(self, s: AsyncClientSession | None, agent: str) -> Doc:
         doc = await self._db.personas.find_one({"_id": agent}, session=s)
         if doc is None:
-            raise PersonaMissing(agent)
+            raise PersonaNotFoundError(agent)
         return doc
 
     async def _claim(
@@ -159,7 +159,7 @@ class MongoStore:
             session=s,
         )
         if done.matched_count != 1:
-            raise RevisionConflict(agent)
+            raise RevisionConflictError(agent)
         return revision + 1
 
     # personas
@@ -170,7 +170,7 @@ class MongoStore:
             if found is not None:
                 if request_id and found.get("create_request_id") == request_id:
                     return _persona(found)
-                raise PersonaExists(row.agent)
+                raise PersonaExistsError(row.agent)
             doc: Doc = {
                 "_id": row.agent,
                 "state": persona_state(row),
@@ -220,7 +220,7 @@ class MongoStore:
                 return_document=ReturnDocument.AFTER,
             )
             if done is None:
-                raise RevisionConflict(agent)
+                raise RevisionConflictError(agent)
             return _persona(done), True
 
         return await self._txn(body)
@@ -353,7 +353,7 @@ class MongoStore:
             again = await self._db.personas.find_one({"_id": agent}, {"memory_revision": 1})
             if again is not None and again["memory_revision"] == head["memory_revision"]:
                 return _snapshot(head["memory_revision"], head["embedding_dimension"], docs)
-        raise RevisionConflict(agent)
+        raise RevisionConflictError(agent)
 
     async def replace_memories(
         self,

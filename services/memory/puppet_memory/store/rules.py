@@ -5,18 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from puppet_memory.store import (
-    EmbeddingMismatch,
+    EmbeddingMismatchError,
     Insert,
     MemoryRow,
     PersonaRow,
-    RequestIdReused,
+    RequestIdReusedError,
 )
 
 
 def check_request_op(request_id: str, recorded_op: str, op: str) -> None:
     """An idempotency key belongs to one kind of call."""
     if recorded_op != op:
-        raise RequestIdReused(request_id, recorded_op)
+        raise RequestIdReusedError(request_id, recorded_op)
 
 
 def check_embedding(persona: PersonaRow, rows: Sequence[MemoryRow]) -> tuple[str, int]:
@@ -26,7 +26,7 @@ def check_embedding(persona: PersonaRow, rows: Sequence[MemoryRow]) -> tuple[str
         model, dim = rows[0].embedding_model, rows[0].dimension
     for row in rows:
         if (row.embedding_model, row.dimension) != (model, dim):
-            raise EmbeddingMismatch((model, dim), (row.embedding_model, row.dimension))
+            raise EmbeddingMismatchError((model, dim), (row.embedding_model, row.dimension))
     return model, dim
 
 

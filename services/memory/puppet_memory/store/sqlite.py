@@ -22,12 +22,12 @@ from puppet_memory.store import (
     MemoryChange,
     MemoryRow,
     PersonaChange,
-    PersonaExists,
-    PersonaMissing,
+    PersonaExistsError,
+    PersonaNotFoundError,
     PersonaRow,
     RelationshipChange,
     RelationshipRow,
-    RevisionConflict,
+    RevisionConflictError,
     Vector,
 )
 from puppet_memory.store.records import (
@@ -192,7 +192,7 @@ class SqliteStore:
     async def _persona_in(self, db: aiosqlite.Connection, agent: str) -> PersonaRow:
         row = await self._one(db, f"SELECT {_PERSONA_COLS} FROM personas WHERE agent = ?", agent)
         if row is None:
-            raise PersonaMissing(agent)
+            raise PersonaNotFoundError(agent)
         return _persona(row)
 
     async def _claim(
@@ -223,7 +223,7 @@ class SqliteStore:
             if found is not None:
                 if request_id and found[0] == request_id:
                     return await self._persona_in(db, row.agent)
-                raise PersonaExists(row.agent)
+                raise PersonaExistsError(row.agent)
             await db.execute(
                 "INSERT INTO personas (agent, state, create_time_us, create_request_id) "
                 "VALUES (?, ?, ?, ?)",
@@ -429,7 +429,7 @@ class SqliteStore:
     async def _expect(self, db: aiosqlite.Connection, agent: str, revision: int) -> None:
         persona = await self._persona_in(db, agent)
         if persona.memory_revision != revision:
-            raise RevisionConflict(agent)
+            raise RevisionConflictError(agent)
 
     async def replace_memories(
         self,
@@ -443,8 +443,7 @@ class SqliteStore:
             await self._expect(db, agent, expected_revision)
             for chunk in _chunks(delete_ids):
                 await db.execute(
-                    "DELETE FROM memories WHERE agent = ? "
-                    f"AND memory_id IN ({_marks(len(chunk))})",
+                    f"DELETE FROM memories WHERE agent = ? AND memory_id IN ({_marks(len(chunk))})",
                     (agent, *chunk),
                 )
             await db.executemany(_INSERT_MEMORY, [_memory_params(m) for m in insert])
@@ -541,4 +540,3 @@ class SqliteStore:
                 (agent, counterparty, json.dumps(relationship_doc(updated))),
             )
             return updated, True
-
