@@ -108,6 +108,10 @@ class MongoStore:
         self._db: AsyncDatabase[Doc] = self._client[database]
 
     async def open(self) -> None:
+        existing = set(await self._db.list_collection_names())
+        for name in {"personas", "memories", "relationships", "requests"} - existing:
+            # Created up front: a transaction cannot create a collection on first read.
+            await self._db.create_collection(name)
         await self._db.memories.create_index(
             [("agent", ASCENDING), ("memory_id", ASCENDING)], unique=True
         )
@@ -178,6 +182,7 @@ class MongoStore:
                 "create_request_id": request_id,
                 "embedding_model": "",
                 "embedding_dimension": 0,
+                "state_rev": 0,
                 **dict.fromkeys(_COUNTERS, 0),
             }
             await self._db.personas.insert_one(doc, session=s)
@@ -214,7 +219,7 @@ class MongoStore:
                 return current, False
             state = persona_state(change(current))
             done = await self._db.personas.find_one_and_update(
-                {"_id": agent, "state_rev": raw.get("state_rev", 0)},
+                {"_id": agent, "state_rev": raw["state_rev"]},
                 {"$set": {"state": state}, "$inc": {"state_rev": 1}},
                 session=s,
                 return_document=ReturnDocument.AFTER,
@@ -316,8 +321,9 @@ class MongoStore:
             if not found:
                 return None
             before, after = found[0], change(found[0])
-            await self._db.memories.replace_one(
-                {"_id": f"{agent}/{memory_id}"}, _memory_doc(after), session=s
+            fields = {k: v for k, v in _memory_doc(after).items() if k not in ("_id", "vector")}
+            await self._db.memories.update_one(
+                {"_id": f"{agent}/{memory_id}"}, {"$set": fields}, session=s
             )
             core_delta = int(after.kind is Kind.CORE) - int(before.kind is Kind.CORE)
             revision = await self._bump(s, agent, persona.memory_revision, core_count=core_delta)
@@ -446,7 +452,8 @@ class MongoStore:
             if not await self._claim(s, agent, request_id, op, ""):
                 return current, False
             updated = change(current)
-            doc = {"agent": agent, "counterparty": counterparty, **relationship_doc(updated)}
+            doc = {"_id": key, "agent": agent, "counterparty": counterparty}
+            doc.update(relationship_doc(updated))
             await self._db.relationships.replace_one({"_id": key}, doc, upsert=True, session=s)
             return updated, True
 
