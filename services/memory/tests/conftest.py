@@ -67,6 +67,11 @@ def embedder() -> HashingEmbedder:
 
 
 @pytest.fixture(scope="session")
+def embedder_class() -> type[HashingEmbedder]:
+    return HashingEmbedder
+
+
+@pytest.fixture(scope="session")
 def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An nx-27017 MongoDB wire-protocol server for the whole session."""
     work = tmp_path_factory.mktemp("nx")
