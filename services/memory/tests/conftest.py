@@ -11,17 +11,21 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
-
-from puppet.memory.v1 import memory_service_pb2 as pb, memory_service_pb2_grpc as rpc
+from puppet.memory.v1 import memory_service_pb2 as pb
+from puppet.memory.v1 import memory_service_pb2_grpc as rpc
 from puppet_memory.server import build
 from puppet_memory.settings import MemorySettings
 from puppet_memory.store import MemoryStore
 from puppet_memory.store.mongo import MongoStore
 from puppet_memory.store.sqlite import SqliteStore
 from puppet_runtime.testing import free_port, running
+
+if TYPE_CHECKING:
+    from puppet.memory.v1.memory_service_pb2_grpc import MemoryServiceAsyncStub
 
 
 class HashingEmbedder:
@@ -128,13 +132,13 @@ async def store(store_factory: StoreFactory) -> AsyncIterator[MemoryStore]:
     await opened.close()
 
 
-def make_settings(data_dir: Path, **overrides: object) -> MemorySettings:
+def make_settings(data_dir: Path, **overrides: Any) -> MemorySettings:
     return MemorySettings(
         port=0, data_dir=data_dir, drain_s=0, shutdown_grace_s=0, log_format="text", **overrides
     )
 
 
-Serve = Callable[..., AbstractAsyncContextManager[rpc.MemoryServiceStub]]
+Serve = Callable[..., "AbstractAsyncContextManager[MemoryServiceAsyncStub]"]
 
 
 @pytest.fixture
@@ -143,8 +147,8 @@ def serve(tmp_path: Path, embedder: HashingEmbedder) -> Serve:
 
     @asynccontextmanager
     async def start(
-        store: MemoryStore | None = None, **overrides: object
-    ) -> AsyncIterator[rpc.MemoryServiceStub]:
+        store: MemoryStore | None = None, **overrides: Any
+    ) -> AsyncIterator[MemoryServiceAsyncStub]:
         settings = make_settings(tmp_path / "data", **overrides)
         spec = build(settings, store=store, embedder=embedder)
         async with running(spec, settings) as (_, channel):
@@ -154,7 +158,7 @@ def serve(tmp_path: Path, embedder: HashingEmbedder) -> Serve:
 
 
 @pytest.fixture
-async def memory(serve: Serve) -> AsyncIterator[rpc.MemoryServiceStub]:
+async def memory(serve: Serve) -> AsyncIterator[MemoryServiceAsyncStub]:
     """A MemoryService over SQLite with persona agents/a1 registered."""
     async with serve() as stub:
         await stub.CreatePersona(pb.CreatePersonaRequest(persona_id="a1"))

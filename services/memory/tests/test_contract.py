@@ -4,23 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import TYPE_CHECKING
 
 import grpc
 import numpy as np
 import pytest
 from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
-
 from puppet.memory.v1 import (
     memory_pb2 as m,
+)
+from puppet.memory.v1 import (
     memory_service_pb2 as pb,
-    memory_service_pb2_grpc as rpc,
+)
+from puppet.memory.v1 import (
     persona_pb2 as p,
+)
+from puppet.memory.v1 import (
     relationship_pb2 as r,
 )
 from puppet_memory.store.sqlite import SqliteStore
 from puppet_runtime.testing import status_of
 
-Stub = rpc.MemoryServiceStub
+if TYPE_CHECKING:
+    from puppet.memory.v1.memory_service_pb2_grpc import MemoryServiceAsyncStub as Stub
+
 NOW = timestamp_pb2.Timestamp()
 NOW.GetCurrentTime()
 
@@ -30,7 +37,8 @@ async def fails(call, code: grpc.StatusCode, reason: str, field: str | None = No
         await call
     got, info, bad = status_of(caught.value)
     assert got is code, caught.value.details()
-    assert info is not None and info.domain == "memory.puppet"
+    assert info is not None
+    assert info.domain == "memory.puppet"
     assert info.reason == reason
     if field is not None:
         assert bad is not None
@@ -251,7 +259,8 @@ async def test_create_memory_defaults_and_explicit_zero(memory: Stub) -> None:
     assert (plain.embedding_model, plain.embedding_dimension) == ("test/hashing-384", 384)
     assert plain.create_time.seconds > 0
     zero = (await memory.CreateMemory(create("meh", importance=0.0))).memory
-    assert zero.HasField("importance") and zero.importance == 0.0  # legacy turned 0 into 0.5
+    assert zero.HasField("importance")
+    assert zero.importance == 0.0
     got = await memory.GetMemory(pb.GetMemoryRequest(name=plain.name))
     assert got.memory == plain
 
@@ -367,7 +376,7 @@ async def test_list_memories_newest_first_filtered_and_paged(memory: Stub) -> No
             "page_token",
         ),
         (pb.ListMemoriesRequest(parent="agents/a1", page_size=-1), "page_size"),
-        (pb.ListMemoriesRequest(parent="agents/a1", kinds=[0]), "kinds[0]"),
+        (pb.ListMemoriesRequest(parent="agents/a1", kinds=[m.MEMORY_KIND_UNSPECIFIED]), "kinds[0]"),
     ]:
         await fails(
             memory.ListMemories(req), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD", field
@@ -382,10 +391,8 @@ async def test_get_update_delete_memory(memory: Stub) -> None:
             update_mask=field_mask_pb2.FieldMask(paths=["importance", "kind", "associations"]),
         )
     )
-    assert (updated.memory.importance, updated.memory.kind) == (
-        pytest.approx(0.9),
-        m.MEMORY_KIND_CORE,
-    )
+    assert updated.memory.importance == pytest.approx(0.9)
+    assert updated.memory.kind == m.MEMORY_KIND_CORE
     assert (updated.memory.content, list(updated.memory.associations)) == ("likes tea", [])
     await fails(
         memory.UpdateMemory(
@@ -626,7 +633,8 @@ async def test_creates_over_budget_consolidate_automatically(memory: Stub) -> No
         ).memories
         if x.provenance.channel == m.PROVENANCE_CHANNEL_CONSOLIDATION
     ]
-    assert summaries and summaries[0].kind == m.MEMORY_KIND_LONG_TERM
+    assert summaries
+    assert summaries[0].kind == m.MEMORY_KIND_LONG_TERM
     assert summaries[0].metadata["consolidated"] == "true"
 
 
@@ -686,7 +694,8 @@ async def test_record_interaction_accumulates_clamps_and_is_idempotent(memory: S
     assert rel.name == "agents/a1/relationships/bob_x"
     assert (rel.sentiment, rel.trust, rel.interaction_count) == (1.0, 0.0, 23)
     assert rel.familiarity == pytest.approx(1.0)
-    assert list(rel.notes)[:3] == ["once", "n21", "n20"] and len(rel.notes) == 20
+    assert list(rel.notes)[:3] == ["once", "n21", "n20"]
+    assert len(rel.notes) == 20
     assert rel.last_interaction_time.seconds >= NOW.seconds
 
 

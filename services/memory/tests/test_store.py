@@ -6,7 +6,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-
 from puppet_memory.store import (
     Channel,
     EmbeddingMismatchError,
@@ -135,7 +134,8 @@ async def test_revision_follows_every_memory_write(store: MemoryStore, persona: 
     done = await store.insert_memories("a1", [Insert(row("m1", kind=Kind.CORE)), Insert(row("m2"))])
     assert done.revision == 1
     updated = await store.update_memory("a1", "m2", lambda m: replace(m, kind=Kind.CORE))
-    assert updated is not None and updated[1] == 2
+    assert updated is not None
+    assert updated[1] == 2
     assert (await store.get_persona("a1")).core_count == 2  # type: ignore[union-attr]
     assert await store.delete_memory("a1", "m1") == 3
     assert await store.delete_memory("a1", "m1") is None
@@ -147,7 +147,8 @@ async def test_revision_follows_every_memory_write(store: MemoryStore, persona: 
 async def test_load_index(store: MemoryStore, persona: PersonaRow) -> None:
     await store.insert_memories("a1", [Insert(row("m1", t=5)), Insert(row("m2", t=7))])
     snap = await store.load_index("a1")
-    assert snap is not None and snap.revision == 1
+    assert snap is not None
+    assert snap.revision == 1
     assert sorted(snap.ids) == ["m1", "m2"]
     assert snap.vectors.shape == (2, 8)
     i = snap.ids.index("m2")
