@@ -26,6 +26,9 @@ from puppet_memory.server import build
 from puppet_memory.settings import MemorySettings
 from puppet_runtime import started_server
 
+# The huge strings are the point; Hypothesis warns when it renders them for a report.
+pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
+
 SERVICE = pb.DESCRIPTOR.services_by_name["MemoryService"]
 BAD = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 NAMES = [

@@ -150,7 +150,8 @@ class SqliteStore:
 
     async def open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        writer = await aiosqlite.connect(self._path, isolation_level=None)
+        # IMMEDIATE: the first write statement opens a write transaction (no extra BEGIN trip).
+        writer = await aiosqlite.connect(self._path, isolation_level="IMMEDIATE")
         await writer.execute("PRAGMA journal_mode=WAL")
         await writer.execute("PRAGMA synchronous=NORMAL")
         await writer.execute("PRAGMA busy_timeout=5000")
@@ -171,19 +172,23 @@ class SqliteStore:
             raise RuntimeError("SqliteStore is not open")
         return self._reader
 
-    @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
+    @property
+    def _w(self) -> aiosqlite.Connection:
         if self._writer is None:
             raise RuntimeError("SqliteStore is not open")
-        db = self._writer
+        return self._writer
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
+        db = self._w
         async with self._lock:
             await db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
             except BaseException:
-                await db.execute("ROLLBACK")
+                await db.rollback()
                 raise
-            await db.execute("COMMIT")
+            await db.commit()
 
     async def _one(self, db: aiosqlite.Connection, sql: str, *params: Any) -> Any:
         rows = list(await db.execute_fetchall(sql, params))
@@ -270,54 +275,73 @@ class SqliteStore:
     # memories
 
     async def insert_memories(self, agent: str, inserts: Sequence[Insert]) -> Inserted:
-        async with self._tx() as db:
-            persona = await self._persona_in(db, agent)
-            keys = [i.request_id for i in inserts if i.request_id]
-            known: dict[str, str] = {}
-            for chunk in _chunks(keys):
-                found = await db.execute_fetchall(
-                    "SELECT request_id, op, result FROM requests WHERE agent = ? "
-                    f"AND request_id IN ({_marks(len(chunk))})",
-                    (agent, *chunk),
-                )
-                for request_id, op, result in found:
-                    check_request_op(request_id, op, "create_memory")
-                    known[request_id] = result
-            existing = {
-                m.memory_id: m for m in await self._get_memories(db, agent, list(known.values()))
-            }
-            plan = plan_inserts(inserts, known, existing)
-            new = [row for row, created in plan if created]
-            if not new:
-                return Inserted([r for r, _ in plan], [c for _, c in plan], 0, persona)
-            model, dim = check_embedding(persona, new)
-            await db.executemany(_INSERT_MEMORY, [_memory_params(m) for m in new])
+        # The hot write path: three round trips to the writer thread when no request_id is
+        # given (UPDATE ... RETURNING opens the transaction implicitly, INSERT, COMMIT).
+        db = self._w
+        async with self._lock:
+            try:
+                return await self._insert(db, agent, inserts)
+            except BaseException:
+                if db.in_transaction:
+                    await db.rollback()
+                raise
+
+    async def _insert(
+        self, db: aiosqlite.Connection, agent: str, inserts: Sequence[Insert]
+    ) -> Inserted:
+        keys = [i.request_id for i in inserts if i.request_id]
+        known: dict[str, str] = {}
+        for chunk in _chunks(keys):
+            found = await db.execute_fetchall(
+                "SELECT request_id, op, result FROM requests WHERE agent = ? "
+                f"AND request_id IN ({_marks(len(chunk))})",
+                (agent, *chunk),
+            )
+            for request_id, op, result in found:
+                check_request_op(request_id, op, "create_memory")
+                known[request_id] = result
+        existing = {
+            m.memory_id: m for m in await self._get_memories(db, agent, list(known.values()))
+        }
+        plan = plan_inserts(inserts, known, existing)
+        new = [row for row, created in plan if created]
+        if not new:
+            persona = await self._one(
+                db, f"SELECT {_PERSONA_COLS} FROM personas WHERE agent = ?", agent
+            )
+            if persona is None:
+                raise PersonaNotFoundError(agent)
+            return Inserted([r for r, _ in plan], [False] * len(plan), 0, _persona(persona))
+        cores = sum(1 for m in new if m.kind is Kind.CORE)
+        found = await self._one(
+            db,
+            "UPDATE personas SET memory_count = memory_count + ?1, core_count = core_count + ?2,"
+            " memory_revision = memory_revision + 1,"
+            " embedding_model = CASE WHEN memory_count = 0 THEN ?3 ELSE embedding_model END,"
+            " embedding_dimension = CASE WHEN memory_count = 0 THEN ?4 ELSE embedding_dimension"
+            f" END WHERE agent = ?5 RETURNING {_PERSONA_COLS}",
+            len(new),
+            cores,
+            new[0].embedding_model,
+            new[0].dimension,
+            agent,
+        )
+        if found is None:
+            raise PersonaNotFoundError(agent)
+        persona = _persona(found)
+        before = replace(persona, memory_count=persona.memory_count - len(new))
+        check_embedding(before, new)
+        await db.executemany(_INSERT_MEMORY, [_memory_params(m) for m in new])
+        fresh = new_keys(agent, inserts, plan)
+        if fresh:
             await db.executemany(
                 "INSERT OR REPLACE INTO requests (agent, request_id, op, result) "
                 "VALUES (?, ?, 'create_memory', ?)",
-                new_keys(agent, inserts, plan),
+                fresh,
             )
-            cores = sum(1 for m in new if m.kind is Kind.CORE)
-            row = await self._one(
-                db,
-                "UPDATE personas SET memory_count = memory_count + ?, core_count = core_count + ?,"
-                " memory_revision = memory_revision + 1, embedding_model = ?,"
-                " embedding_dimension = ? WHERE agent = ? RETURNING memory_revision",
-                len(new),
-                cores,
-                model,
-                dim,
-                agent,
-            )
-            persona = replace(
-                persona,
-                memory_count=persona.memory_count + len(new),
-                core_count=persona.core_count + cores,
-                embedding_model=model,
-                embedding_dimension=dim,
-                memory_revision=row[0],
-            )
-            return Inserted([r for r, _ in plan], [c for _, c in plan], row[0], persona)
+        await db.commit()
+        created = [c for _, c in plan]
+        return Inserted([r for r, _ in plan], created, persona.memory_revision, persona)
 
     async def _get_memories(
         self, db: aiosqlite.Connection, agent: str, memory_ids: Sequence[str]
