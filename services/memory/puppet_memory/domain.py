@@ -52,7 +52,11 @@ def clamp(value: float, low: float, high: float) -> float:
 
 
 class EmbedderError(StoreError):
-    """The embedder raised or returned something unusable."""
+    """The embedder failed: rejected means it refused its configuration, else try again later."""
+
+    def __init__(self, message: str, *, rejected: bool = False) -> None:
+        super().__init__(message)
+        self.rejected = rejected
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +222,9 @@ class MemoryDomain:
                 got = np.asarray(await self.embedder.embed(batch), dtype=np.float32)
             except Exception as err:
                 log.exception("embedder %s failed", self.embedder.model)
-                raise EmbedderError(str(err)) from err
+                # The embedders are imported lazily, so match their documented error names.
+                rejected = "EmbeddingRejected" in {c.__name__ for c in type(err).__mro__}
+                raise EmbedderError(str(err), rejected=rejected) from err
             if got.shape != (len(batch), self.embedder.dimension) or not np.isfinite(got).all():
                 raise EmbedderError(f"embedder returned shape {got.shape}")
             out.extend(unit(v) for v in got)

@@ -74,7 +74,13 @@ def concurrent_modification(name: str) -> Aborted:
     )
 
 
-def embedder_unavailable(model: str) -> Unavailable:
-    return Unavailable(
-        "EMBEDDER_UNAVAILABLE", f"The embedder {model!r} failed; retry later.", {"model": model}
+def embedder_unavailable(name: str) -> Unavailable:
+    return Unavailable("EMBEDDER_UNAVAILABLE", "The embedder failed; retry later.", {"name": name})
+
+
+def embedder_rejected(name: str) -> FailedPrecondition:
+    return FailedPrecondition(
+        "EMBEDDER_REJECTED",
+        "The embedding provider refused the service's configuration (key, model or dimension).",
+        {"name": name},
     )

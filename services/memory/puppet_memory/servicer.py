@@ -54,7 +54,9 @@ def translated(name: str) -> Iterator[None]:
         raise errors.invalid_field(
             "persona.state", f"must have at most {err.args[0]} entries"
         ) from None
-    except EmbedderError:
+    except EmbedderError as err:
+        if err.rejected:
+            raise errors.embedder_rejected(name) from None
         raise errors.embedder_unavailable(name) from None
 
 

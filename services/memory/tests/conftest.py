@@ -65,6 +65,21 @@ class HashingEmbedder:
         return None
 
 
+class EmbeddingRejected(Exception):  # noqa: N818 (the name the real embedders raise)
+    """What the OpenAI embedder raises when the provider refuses its key or model."""
+
+
+class BrokenEmbedder(HashingEmbedder):
+    """Fails every call, the way a provider outage (or a refused configuration) does."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self._error = error
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        raise self._error
+
+
 @pytest.fixture
 def embedder() -> HashingEmbedder:
     return HashingEmbedder()
@@ -73,6 +88,14 @@ def embedder() -> HashingEmbedder:
 @pytest.fixture(scope="session")
 def embedder_class() -> type[HashingEmbedder]:
     return HashingEmbedder
+
+
+@pytest.fixture(scope="session")
+def broken_embedders() -> dict[str, HashingEmbedder]:
+    return {
+        "EMBEDDER_UNAVAILABLE": BrokenEmbedder(TimeoutError("provider timed out")),
+        "EMBEDDER_REJECTED": BrokenEmbedder(EmbeddingRejected("bad key")),
+    }
 
 
 @pytest.fixture(scope="session")
@@ -147,7 +170,7 @@ def serve(tmp_path: Path, embedder: HashingEmbedder) -> Serve:
 
     @asynccontextmanager
     async def start(
-        store: MemoryStore | None = None, **overrides: Any
+        store: MemoryStore | None = None, embedder: Any = embedder, **overrides: Any
     ) -> AsyncIterator[MemoryServiceAsyncStub]:
         settings = make_settings(tmp_path / "data", **overrides)
         spec = build(settings, store=store, embedder=embedder)

@@ -742,6 +742,20 @@ async def test_relationship_get_update_list(memory: Stub) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("reason", "code"),
+    [
+        ("EMBEDDER_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE),
+        ("EMBEDDER_REJECTED", grpc.StatusCode.FAILED_PRECONDITION),
+    ],
+)
+async def test_embedder_failures(serve, broken_embedders, reason, code) -> None:
+    async with serve(embedder=broken_embedders[reason]) as stub:
+        await stub.CreatePersona(pb.CreatePersonaRequest(persona_id="a1"))
+        await fails(stub.CreateMemory(create("likes tea")), code, reason)
+        assert await contents(stub) == []
+
+
 # the same contract over MongoDB
 
 

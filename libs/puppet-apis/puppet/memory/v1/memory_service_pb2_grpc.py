@@ -36,7 +36,9 @@ class MemoryServiceStub:
     PERSONA_ALREADY_EXISTS (ALREADY_EXISTS), EMBEDDING_MISMATCH (FAILED_PRECONDITION, metadata
     "expected_model", "expected_dimension", "got_model", "got_dimension"),
     MEMORY_BUDGET_EXHAUSTED (RESOURCE_EXHAUSTED: core memories alone fill the budget),
-    CONCURRENT_MODIFICATION (ABORTED: retry), EMBEDDER_UNAVAILABLE (UNAVAILABLE).
+    CONCURRENT_MODIFICATION (ABORTED: retry), EMBEDDER_UNAVAILABLE (UNAVAILABLE: retry later),
+    EMBEDDER_REJECTED (FAILED_PRECONDITION: the embedding provider refused the service's key or
+    model; an operator must fix the configuration).
 
     Lists take page_size (0 means 50, values above 500 are treated as 500, negative is
     INVALID_ARGUMENT) and an opaque page_token that is only valid with the same request filters.
@@ -159,7 +161,9 @@ class MemoryServiceServicer:
     PERSONA_ALREADY_EXISTS (ALREADY_EXISTS), EMBEDDING_MISMATCH (FAILED_PRECONDITION, metadata
     "expected_model", "expected_dimension", "got_model", "got_dimension"),
     MEMORY_BUDGET_EXHAUSTED (RESOURCE_EXHAUSTED: core memories alone fill the budget),
-    CONCURRENT_MODIFICATION (ABORTED: retry), EMBEDDER_UNAVAILABLE (UNAVAILABLE).
+    CONCURRENT_MODIFICATION (ABORTED: retry), EMBEDDER_UNAVAILABLE (UNAVAILABLE: retry later),
+    EMBEDDER_REJECTED (FAILED_PRECONDITION: the embedding provider refused the service's key or
+    model; an operator must fix the configuration).
 
     Lists take page_size (0 means 50, values above 500 are treated as 500, negative is
     INVALID_ARGUMENT) and an opaque page_token that is only valid with the same request filters.
@@ -433,7 +437,9 @@ class MemoryService:
     PERSONA_ALREADY_EXISTS (ALREADY_EXISTS), EMBEDDING_MISMATCH (FAILED_PRECONDITION, metadata
     "expected_model", "expected_dimension", "got_model", "got_dimension"),
     MEMORY_BUDGET_EXHAUSTED (RESOURCE_EXHAUSTED: core memories alone fill the budget),
-    CONCURRENT_MODIFICATION (ABORTED: retry), EMBEDDER_UNAVAILABLE (UNAVAILABLE).
+    CONCURRENT_MODIFICATION (ABORTED: retry), EMBEDDER_UNAVAILABLE (UNAVAILABLE: retry later),
+    EMBEDDER_REJECTED (FAILED_PRECONDITION: the embedding provider refused the service's key or
+    model; an operator must fix the configuration).
 
     Lists take page_size (0 means 50, values above 500 are treated as 500, negative is
     INVALID_ARGUMENT) and an opaque page_token that is only valid with the same request filters.
