@@ -1,4 +1,4 @@
-"""Outgoing channels: deadlines and retry policy derived from the proto, request-id propagation."""
+"""Outgoing channels: retry policy from the proto, a deadline on every call, request ids."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from google.protobuf.descriptor_pb2 import MethodOptions
 from puppet_runtime import telemetry
 from puppet_runtime.interceptors import REQUEST_ID_KEY, current_request_id
 
-__all__ = ["RETRY_POLICY", "open_channel", "service_config"]
+__all__ = ["RETRY_POLICY", "CallDefaultsInterceptor", "open_channel", "service_config"]
 
 _SAFE = frozenset({MethodOptions.NO_SIDE_EFFECTS, MethodOptions.IDEMPOTENT})
 
@@ -32,30 +32,37 @@ def _duration(seconds: float) -> str:
     return f"{text}s"
 
 
-def _method_configs(service: ServiceDescriptor, timeout_s: float) -> list[dict[str, Any]]:
-    timeout = _duration(timeout_s)
+def _method_configs(service: ServiceDescriptor, timeout: str | None) -> list[dict[str, Any]]:
+    deadline = {"timeout": timeout} if timeout else {}
     safe = [
         {"service": service.full_name, "method": method.name}
         for method in service.methods
         if method.GetOptions().idempotency_level in _SAFE
     ]
-    configs: list[dict[str, Any]] = [{"name": [{"service": service.full_name}], "timeout": timeout}]
+    configs: list[dict[str, Any]] = []
     if safe:
-        configs.insert(0, {"name": safe, "timeout": timeout, "retryPolicy": RETRY_POLICY})
+        configs.append({"name": safe, **deadline, "retryPolicy": RETRY_POLICY})
+    if deadline:
+        configs.append({"name": [{"service": service.full_name}], **deadline})
     return configs
 
 
 def service_config(service: ServiceDescriptor, *, timeout_s: float) -> str:
-    """The gRPC service config (JSON) for calling `service`.
+    """The gRPC service config (JSON) for calling `service`, as STYLE B4 describes it.
 
     Every method gets `timeout_s` as its deadline. Methods the proto marks
     `idempotency_level = NO_SIDE_EFFECTS` or `IDEMPOTENT` are retried on UNAVAILABLE only.
+
+    grpcio (Python) computes service-config timeouts from the wrong start time, so calls fail
+    early with DEADLINE_EXCEEDED (grpc/grpc#40633, grpc/grpc#34547). `open_channel` therefore
+    installs only the retry policies and applies the deadline per call; prefer it to handing
+    this config to a channel yourself.
 
     Args:
         service: Descriptor of the service, e.g. `pb.DESCRIPTOR.services_by_name["X"]`.
         timeout_s: Deadline for each call, in seconds (retries included).
     """
-    return json.dumps({"methodConfig": _method_configs(service, timeout_s)})
+    return json.dumps({"methodConfig": _method_configs(service, _duration(timeout_s))})
 
 
 def open_channel(
@@ -63,36 +70,42 @@ def open_channel(
 ) -> grpc.aio.Channel:
     """Open an insecure aio channel configured for calling `services` at `target`.
 
-    The service config merges every service's method configs (see `service_config`) plus a
-    default deadline for any other method. Client interceptors forward the current request id
-    as `x-request-id` and, when tracing is on, the trace context.
+    Safe methods of `services` (see `service_config`) are retried on UNAVAILABLE. Every call
+    made without `timeout=` gets `timeout_s`, whatever its service; streams that must outlive
+    it pass their own `timeout=`. Client interceptors also forward the current request id as
+    `x-request-id` and, when tracing is on, the trace context.
 
     Args:
         target: `host:port` of the server (or any gRPC target string).
         *services: Descriptors of the services to be called over this channel.
-        timeout_s: Deadline for each call, in seconds, unless the call passes `timeout=`.
+        timeout_s: Default deadline for each call, in seconds, retries included.
     """
     unique = {service.full_name: service for service in services}.values()
-    configs = [config for service in unique for config in _method_configs(service, timeout_s)]
-    configs.append({"name": [{}], "timeout": _duration(timeout_s)})
-    options = [
-        ("grpc.service_config", json.dumps({"methodConfig": configs})),
-        ("grpc.enable_retries", 1),
-    ]
+    configs = [config for service in unique for config in _method_configs(service, None)]
+    options: list[tuple[str, Any]] = [("grpc.enable_retries", 1)]
+    if configs:
+        options.append(("grpc.service_config", json.dumps({"methodConfig": configs})))
     interceptors: list[grpc.aio.ClientInterceptor] = [
         *telemetry.client_interceptors(),
-        RequestIdClientInterceptor(),
+        CallDefaultsInterceptor(timeout_s),
     ]
     return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
 
 
-class RequestIdClientInterceptor(
+class CallDefaultsInterceptor(
     grpc.aio.UnaryUnaryClientInterceptor,
     grpc.aio.UnaryStreamClientInterceptor,
     grpc.aio.StreamUnaryClientInterceptor,
     grpc.aio.StreamStreamClientInterceptor,
 ):
-    """Adds the id of the RPC being served (if any) as `x-request-id` to outgoing calls."""
+    """Gives every outgoing call a deadline and the current request id.
+
+    Args:
+        timeout_s: Deadline for calls made without `timeout=`.
+    """
+
+    def __init__(self, timeout_s: float) -> None:
+        self._timeout_s = timeout_s
 
     async def intercept_unary_unary(
         self,
@@ -100,7 +113,7 @@ class RequestIdClientInterceptor(
         client_call_details: grpc.aio.ClientCallDetails,
         request: Any,
     ) -> Any:
-        return await continuation(_with_request_id(client_call_details), request)
+        return await continuation(self._complete(client_call_details), request)
 
     async def intercept_unary_stream(
         self,
@@ -108,7 +121,7 @@ class RequestIdClientInterceptor(
         client_call_details: grpc.aio.ClientCallDetails,
         request: Any,
     ) -> Any:
-        return await continuation(_with_request_id(client_call_details), request)
+        return await continuation(self._complete(client_call_details), request)
 
     async def intercept_stream_unary(
         self,
@@ -116,7 +129,7 @@ class RequestIdClientInterceptor(
         client_call_details: grpc.aio.ClientCallDetails,
         request_iterator: AsyncIterable[Any] | Iterable[Any],
     ) -> Any:
-        return await continuation(_with_request_id(client_call_details), request_iterator)
+        return await continuation(self._complete(client_call_details), request_iterator)
 
     async def intercept_stream_stream(
         self,
@@ -124,21 +137,17 @@ class RequestIdClientInterceptor(
         client_call_details: grpc.aio.ClientCallDetails,
         request_iterator: AsyncIterable[Any] | Iterable[Any],
     ) -> Any:
-        return await continuation(_with_request_id(client_call_details), request_iterator)
+        return await continuation(self._complete(client_call_details), request_iterator)
 
-
-def _with_request_id(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
-    request_id = current_request_id()
-    if not request_id:
-        return details
-    metadata = grpc.aio.Metadata(*(details.metadata or ()))
-    if metadata.get(REQUEST_ID_KEY) is not None:
-        return details
-    metadata.add(REQUEST_ID_KEY, request_id)
-    return grpc.aio.ClientCallDetails(
-        method=details.method,
-        timeout=details.timeout,
-        metadata=metadata,
-        credentials=details.credentials,
-        wait_for_ready=details.wait_for_ready,
-    )
+    def _complete(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        metadata = grpc.aio.Metadata(*(details.metadata or ()))
+        request_id = current_request_id()
+        if request_id and metadata.get(REQUEST_ID_KEY) is None:
+            metadata.add(REQUEST_ID_KEY, request_id)
+        return grpc.aio.ClientCallDetails(
+            method=details.method,
+            timeout=self._timeout_s if details.timeout is None else details.timeout,
+            metadata=metadata,
+            credentials=details.credentials,
+            wait_for_ready=details.wait_for_ready,
+        )

@@ -77,12 +77,16 @@ class _WrappingInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or _service_of(method) in QUIET_SERVICES:
             return handler
-        return _rewrap(handler, self._unary(method), self._stream(method))
+        return _rewrap(
+            handler,
+            lambda behavior: self._unary(behavior, method),
+            lambda behavior: self._stream(behavior, method),
+        )
 
-    def _unary(self, method: str) -> Callable[[_Behavior], _Behavior]:
+    def _unary(self, behavior: _Behavior, method: str) -> _Behavior:
         raise NotImplementedError
 
-    def _stream(self, method: str) -> Callable[[_Behavior], _Behavior]:
+    def _stream(self, behavior: _Behavior, method: str) -> _Behavior:
         raise NotImplementedError
 
 
@@ -94,32 +98,26 @@ class RequestIdInterceptor(_WrappingInterceptor):
     trailers-only response, which the client's retry policy may retry.
     """
 
-    def _unary(self, method: str) -> Callable[[_Behavior], _Behavior]:
-        def wrap(behavior: _Behavior) -> _Behavior:
-            async def handle(request: Any, context: _Context) -> Any:
-                request_id = _bind_request_id(context)
-                response = await _call(behavior, request, context)
-                await _send_request_id(context, request_id)
-                return response
+    def _unary(self, behavior: _Behavior, method: str) -> _Behavior:
+        async def handle(request: Any, context: _Context) -> Any:
+            request_id = _bind_request_id(context)
+            response = await _call(behavior, request, context)
+            await _send_request_id(context, request_id)
+            return response
 
-            return handle
+        return handle
 
-        return wrap
+    def _stream(self, behavior: _Behavior, method: str) -> _Behavior:
+        async def handle(request: Any, context: _Context) -> AsyncIterator[Any]:
+            request_id = _bind_request_id(context)
+            first = True
+            async for item in _iterate(behavior, request, context):
+                if first:
+                    await _send_request_id(context, request_id)
+                    first = False
+                yield item
 
-    def _stream(self, method: str) -> Callable[[_Behavior], _Behavior]:
-        def wrap(behavior: _Behavior) -> _Behavior:
-            async def handle(request: Any, context: _Context) -> AsyncIterator[Any]:
-                request_id = _bind_request_id(context)
-                first = True
-                async for item in _iterate(behavior, request, context):
-                    if first:
-                        await _send_request_id(context, request_id)
-                        first = False
-                    yield item
-
-            return handle
-
-        return wrap
+        return handle
 
 
 class AccessLogInterceptor(_WrappingInterceptor):
@@ -132,40 +130,34 @@ class AccessLogInterceptor(_WrappingInterceptor):
     def __init__(self, domain: str) -> None:
         self._domain = domain
 
-    def _unary(self, method: str) -> Callable[[_Behavior], _Behavior]:
-        def wrap(behavior: _Behavior) -> _Behavior:
-            async def handle(request: Any, context: _Context) -> Any:
-                started = time.perf_counter()
-                failure: BaseException | None = None
-                try:
-                    return await _call(behavior, request, context)
-                except BaseException as exc:
-                    failure = exc
-                    raise
-                finally:
-                    self._record(method, context, started, failure)
+    def _unary(self, behavior: _Behavior, method: str) -> _Behavior:
+        async def handle(request: Any, context: _Context) -> Any:
+            started = time.perf_counter()
+            failure: BaseException | None = None
+            try:
+                return await _call(behavior, request, context)
+            except BaseException as exc:
+                failure = exc
+                raise
+            finally:
+                self._record(method, context, started, failure)
 
-            return handle
+        return handle
 
-        return wrap
+    def _stream(self, behavior: _Behavior, method: str) -> _Behavior:
+        async def handle(request: Any, context: _Context) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            failure: BaseException | None = None
+            try:
+                async for item in _iterate(behavior, request, context):
+                    yield item
+            except BaseException as exc:
+                failure = exc
+                raise
+            finally:
+                self._record(method, context, started, failure)
 
-    def _stream(self, method: str) -> Callable[[_Behavior], _Behavior]:
-        def wrap(behavior: _Behavior) -> _Behavior:
-            async def handle(request: Any, context: _Context) -> AsyncIterator[Any]:
-                started = time.perf_counter()
-                failure: BaseException | None = None
-                try:
-                    async for item in _iterate(behavior, request, context):
-                        yield item
-                except BaseException as exc:
-                    failure = exc
-                    raise
-                finally:
-                    self._record(method, context, started, failure)
-
-            return handle
-
-        return wrap
+        return handle
 
     def _record(
         self, method: str, context: _Context, started: float, failure: BaseException | None
@@ -199,34 +191,28 @@ class ErrorInterceptor(_WrappingInterceptor):
     def __init__(self, domain: str) -> None:
         self._domain = domain
 
-    def _unary(self, method: str) -> Callable[[_Behavior], _Behavior]:
-        def wrap(behavior: _Behavior) -> _Behavior:
-            async def handle(request: Any, context: _Context) -> Any:
-                try:
-                    return await _call(behavior, request, context)
-                except grpc.aio.AbortError:
-                    raise
-                except Exception as exc:  # every other failure must still become a status
-                    await self._abort(method, context, exc)
+    def _unary(self, behavior: _Behavior, method: str) -> _Behavior:
+        async def handle(request: Any, context: _Context) -> Any:
+            try:
+                return await _call(behavior, request, context)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:  # every other failure must still become a status
+                await self._abort(method, context, exc)
 
-            return handle
+        return handle
 
-        return wrap
+    def _stream(self, behavior: _Behavior, method: str) -> _Behavior:
+        async def handle(request: Any, context: _Context) -> AsyncIterator[Any]:
+            try:
+                async for item in _iterate(behavior, request, context):
+                    yield item
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:  # every other failure must still become a status
+                await self._abort(method, context, exc)
 
-    def _stream(self, method: str) -> Callable[[_Behavior], _Behavior]:
-        def wrap(behavior: _Behavior) -> _Behavior:
-            async def handle(request: Any, context: _Context) -> AsyncIterator[Any]:
-                try:
-                    async for item in _iterate(behavior, request, context):
-                        yield item
-                except grpc.aio.AbortError:
-                    raise
-                except Exception as exc:  # every other failure must still become a status
-                    await self._abort(method, context, exc)
-
-            return handle
-
-        return wrap
+        return handle
 
     async def _abort(self, method: str, context: _Context, exc: Exception) -> NoReturn:
         if isinstance(exc, ServiceError):

@@ -40,7 +40,8 @@ class ServiceSpec:
     on_startup: Sequence[Callable[[], Awaitable[None]]] = ()
     """Run in order before the port opens (open a DB, load a model)."""
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = ()
-    """Run in order after the server stopped, also after a failed startup."""
+    """Run in order after the server stopped; also after a failed startup, so they must cope
+    with a partial one."""
 
     @property
     def service_names(self) -> list[str]:

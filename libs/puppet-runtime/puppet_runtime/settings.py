@@ -24,8 +24,8 @@ class ServiceSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     """Address to bind; loopback unless told otherwise."""
-    port: int = Field(default=50051, ge=0, le=65535)
-    """gRPC port; 0 picks a free one."""
+    port: int = 50051
+    """gRPC port; 0 picks a free one. Subclasses override the default."""
     shutdown_grace_s: float = Field(default=5.0, ge=0)
     """Seconds in-flight RPCs get to finish once the server stops."""
     drain_s: float = Field(default=1.0, ge=0)
@@ -38,6 +38,14 @@ class ServiceSettings(BaseSettings):
     """Port for Prometheus `/metrics` on `host`; no metrics endpoint when unset."""
     request_timeout_s: float = Field(default=10.0, gt=0)
     """Default deadline, in seconds, for outgoing calls made through `open_channel`."""
+
+    @field_validator("port")
+    @classmethod
+    def _valid_port(cls, value: int) -> int:
+        # A validator, not Field(ge=, le=): it still applies when a subclass redeclares `port`.
+        if not 0 <= value <= 65535:
+            raise ValueError("must be between 0 and 65535")
+        return value
 
     @field_validator("log_level")
     @classmethod
