@@ -1,0 +1,1 @@
+"""Generated package puppet/memory/v1."""
