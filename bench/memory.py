@@ -18,12 +18,16 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import numpy as np
 import numpy.typing as npt
 from embed import cpu_model, tweets
 from embed import measure as measure_embedding
+
+if TYPE_CHECKING:
+    from puppet.memory.v1.memory_service_pb2_grpc import MemoryServiceAsyncStub
 from puppet.memory.v1 import memory_pb2 as mpb
 from puppet.memory.v1 import memory_service_pb2 as pb
 from puppet.memory.v1 import memory_service_pb2_grpc as rpc
@@ -62,7 +66,7 @@ def memory_request(parent: str, i: int, vector: npt.NDArray[np.float32]) -> pb.C
     )
 
 
-async def load(stub: rpc.MemoryServiceStub, parent: str, vectors: npt.NDArray[np.float32]) -> None:
+async def load(stub: MemoryServiceAsyncStub, parent: str, vectors: npt.NDArray[np.float32]) -> None:
     batch = 1000
     for start in range(0, len(vectors), batch):
         requests = [
@@ -74,7 +78,7 @@ async def load(stub: rpc.MemoryServiceStub, parent: str, vectors: npt.NDArray[np
         )
 
 
-async def create_rate(stub: rpc.MemoryServiceStub, parent: str, n: int, concurrency: int) -> float:
+async def create_rate(stub: MemoryServiceAsyncStub, parent: str, n: int, concurrency: int) -> float:
     vectors = clustered_vectors(n, seed=7)
     queue = iter(range(n))
 
@@ -88,7 +92,7 @@ async def create_rate(stub: rpc.MemoryServiceStub, parent: str, n: int, concurre
 
 
 async def recall_latencies(
-    stub: rpc.MemoryServiceStub, parent: str, queries: npt.NDArray[np.float32]
+    stub: MemoryServiceAsyncStub, parent: str, queries: npt.NDArray[np.float32]
 ) -> list[float]:
     timings = []
     for query in queries:
