@@ -77,6 +77,11 @@ def run(*cmd: str | Path, cwd: Path = ROOT, env: dict[str, str] | None = None) -
     sh(uv(), "run", "--frozen", "--no-sync", *cmd, cwd=cwd, env=env)
 
 
+def venv_python() -> str:
+    """The workspace interpreter (after setup): children get signals directly, no wrapper."""
+    return str(ROOT / ".venv" / "bin" / "python")
+
+
 def setup(_: argparse.Namespace | None = None) -> None:
     """Install every workspace package and dev tool from uv.lock (no Python downloads)."""
     say("syncing the uv workspace from uv.lock")
@@ -220,11 +225,7 @@ def _healthy(name: str, port: int) -> bool:
         "r = g.HealthStub(ch).Check(h.HealthCheckRequest(), timeout=2)\n"
         "sys.exit(0 if r.status == h.HealthCheckResponse.SERVING else 1)\n"
     )
-    done = subprocess.run(
-        [uv(), "run", "--frozen", "--no-sync", "python", "-c", script],
-        cwd=ROOT,
-        capture_output=True,
-    )
+    done = subprocess.run([venv_python(), "-c", script], cwd=ROOT, capture_output=True)
     return done.returncode == 0
 
 
@@ -260,7 +261,7 @@ def up(args: argparse.Namespace) -> None:
             say(f"starting {name} on 127.0.0.1:{port} (log: {logs / (name + '.log')})")
             log = (logs / f"{name}.log").open("ab")
             procs[name] = subprocess.Popen(
-                [uv(), "run", "--frozen", "--no-sync", "python", "-m", f"puppet_{name}"],
+                [venv_python(), "-m", f"puppet_{name}"],
                 cwd=ROOT,
                 env=env,
                 stdout=log,
@@ -289,15 +290,19 @@ def _print_where_to_look(data: Path) -> None:
         print(f"  {name:<7} grpc 127.0.0.1:{DEFAULT_PORTS[name]}   data {data / name}")
     print(f"  logs    {data / 'logs'}")
     if "memory" in services():
-        body = json.dumps({"parent": "agents/coby-agent", "memory": {"content": "likes tea"}})
-        print(
-            "\nTry it (reflection is on):\n"
-            "  uv run buf curl --protocol grpc --http2-prior-knowledge \\\n"
-            f"    -d '{body}' \\\n"
-            f"    http://127.0.0.1:{DEFAULT_PORTS['memory']}"
-            "/puppet.memory.v1.MemoryService/CreateMemory\n"
+        url = f"http://127.0.0.1:{DEFAULT_PORTS['memory']}/puppet.memory.v1.MemoryService"
+        calls = (
+            ("CreatePersona", {"persona_id": "demo", "allow_existing": True}),
+            ("CreateMemory", {"parent": "agents/demo", "memory": {"content": "I drink green tea"}}),
+            ("RecallMemories", {"parent": "agents/demo", "text": "what do you drink?"}),
         )
-    print("Press Ctrl-C to stop.", flush=True)
+        print("\nTry it (reflection is on, so buf curl knows the schema):")
+        for method, body in calls:
+            print(
+                "  uv run buf curl --protocol grpc --http2-prior-knowledge \\\n"
+                f"    -d '{json.dumps(body)}' {url}/{method}"
+            )
+    print("\nPress Ctrl-C to stop.", flush=True)
 
 
 def run_service(args: argparse.Namespace) -> None:
