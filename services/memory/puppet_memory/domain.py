@@ -14,7 +14,7 @@ import numpy as np
 from puppet_memory import consolidation
 from puppet_memory.embedding import Embedder
 from puppet_memory.groups import GroupCommit
-from puppet_memory.recall import Hit, IndexCache, PersonaIndex, RecallQuery
+from puppet_memory.recall import Hit, IndexCache, PersonaIndex, RecallQuery, Scanner
 from puppet_memory.store import (
     BudgetExhaustedError,
     Channel,
@@ -111,9 +111,13 @@ class MemoryDomain:
         self.embedder = embedder
         self.default_budget = default_budget
         self._cache = IndexCache(cache_vectors)
+        self._scanner = Scanner()
         self._creates: GroupCommit[_Create, list[MemoryRow]] = GroupCommit(
             self._flush_creates, weight=lambda c: len(c.inserts), max_weight=_GROUP_ROWS
         )
+
+    async def close(self) -> None:
+        self._scanner.close()
 
     def budget_of(self, persona: PersonaRow) -> int:
         return persona.memory_budget or self.default_budget
@@ -354,7 +358,8 @@ class MemoryDomain:
         else:
             self._check(persona, query[0], int(query[1].shape[0]))
             vector = unit(query[1])
-        hits = (await self._index(agent, persona)).search(replace(params, vector=vector))
+        index = await self._index(agent, persona)
+        hits = await self._scanner.search(index, replace(params, vector=vector))
         rows = {
             m.memory_id: m
             for m in await self.store.get_memories(agent, [h.memory_id for h in hits])

@@ -73,6 +73,7 @@ _MEMORY_COLS = (
 )
 _INSERT_MEMORY = f"INSERT OR REPLACE INTO memories ({_MEMORY_COLS}) VALUES ({', '.join('?' * 15)})"
 _CHUNK = 500
+_READER_MMAP = 1 << 30
 
 
 def _persona(r: Sequence[Any]) -> PersonaRow:
@@ -494,7 +495,11 @@ class SqliteStore:
             "PRAGMA busy_timeout=5000",
         )
         await self._writer.run(lambda db: db.executescript(_SCHEMA))
-        await self._reader.open(self._path, "PRAGMA busy_timeout=5000")
+        # Recall fetches a few random rows of a file far bigger than SQLite's page cache: reading
+        # them through a memory map saves a read() and a copy per page.
+        await self._reader.open(
+            self._path, "PRAGMA busy_timeout=5000", f"PRAGMA mmap_size={_READER_MMAP}"
+        )
 
     async def close(self) -> None:
         await self._reader.close()
