@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -32,7 +33,11 @@ class GroupCommit(Generic[T, R]):
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queues.setdefault(key, []).append((item, future))
         if key not in self._drains:
-            self._drains[key] = asyncio.create_task(self._drain(key), name=f"group-commit {key}")
+            # A fresh context: the drain serves many calls, so it must not wear the first one's
+            # request id in its logs.
+            self._drains[key] = asyncio.create_task(
+                self._drain(key), name=f"group-commit {key}", context=contextvars.Context()
+            )
         return await future
 
     def _take(self, key: str) -> list[tuple[T, asyncio.Future[R]]]:
