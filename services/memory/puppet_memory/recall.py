@@ -337,6 +337,9 @@ class IndexCache:
     def _follow(self, agent: str, revision: int) -> PersonaIndex | None:
         """The index if it is exactly one write behind revision (then it is advanced)."""
         index = self._items.get(agent)
+        if index is not None and index.revision == revision:
+            # A recall reloaded it between the write's commit and this call: it has the write.
+            return None
         if index is None or index.revision != revision - 1:
             self.drop(agent)
             return None

@@ -118,3 +118,14 @@ async def test_appends_are_found_once_the_index_follows_them(scanner: Scanner) -
     q = RecallQuery(vector=extra[399], top_k=1, now_us=NOW, w_recency=0.0, w_importance=0.0)
     assert [h.memory_id for h in await scanner.search(index, q)] == ["x399"]
     assert index.size == N + 400 - 1
+
+
+def test_an_index_reloaded_after_a_write_is_not_dropped_by_that_write() -> None:
+    cache = IndexCache(10**6)
+    index = PersonaIndex(snapshot())  # loaded at revision 1, i.e. after write 1 committed
+    cache.put("a1", index)
+    cache.inserted("a1", [row("m0", unit_rows(1, 5)[0])], 1)  # write 1 reports in late
+    assert cache.get("a1", 1) is index
+    assert index.size == N  # m0 was already there, and is not added twice
+    cache.inserted("a1", [row("x", unit_rows(1, 6)[0])], 3)  # a write it missed: reload
+    assert cache.get("a1", 3) is None
