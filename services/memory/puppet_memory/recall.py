@@ -268,7 +268,7 @@ class Scanner:
     and the event loop stays free meanwhile."""
 
     def __init__(
-        self, workers: int | None = None, *, min_part: int = 16_384, inline: int = 4_096
+        self, workers: int | None = None, *, min_part: int = 8_192, inline: int = 4_096
     ) -> None:
         self.workers = workers or usable_cpus()
         self.min_part = min_part  # rows; a thread hop for fewer costs more than it saves
