@@ -225,43 +225,38 @@ class MemoryDomain:
         self, agent: str, group: Sequence[_Create]
     ) -> list[list[MemoryRow] | BaseException]:
         """Write a group of create calls in one transaction, each judged as if it came alone."""
-        persona = await self.persona(agent)
-        out: list[list[MemoryRow] | BaseException] = []
-        admitted: list[int] = []
-        cores = persona.core_count
-        for create in group:  # in arrival order, as if one after the other
-            try:
+
+        def admit(persona: PersonaRow) -> None:  # in the transaction, before the insert
+            cores = persona.core_count
+            for create in group:  # in arrival order, as if one after the other
                 self._admit(replace(persona, core_count=cores), create.cores, create.shapes)
-            except StoreError as err:
-                out.append(err)
-                continue
-            cores += create.cores
-            admitted.append(len(out))
-            out.append([])
-        if not admitted:
-            return out
+                cores += create.cores
+
         try:
             done = await self.store.insert_memories(
-                agent, [item for i in admitted for item in group[i].inserts]
+                agent, [item for create in group for item in create.inserts], admit
             )
         except Exception:
             if len(group) == 1:
                 raise
-            log.info("a group of %d creates for %s failed; one by one now", len(group), agent)
+            # One call refused or failing fails the transaction: so one by one, and each call
+            # gets its own answer.
+            log.debug("a group of %d creates for %s failed; one by one now", len(group), agent)
             return [await self._flush_alone(agent, create) for create in group]
         if done.revision:
             new = [row for row, created in zip(done.rows, done.created, strict=True) if created]
             self._cache.inserted(agent, new, done.revision)
+        out: list[list[MemoryRow] | BaseException] = []
         start = 0
-        for i in admitted:
-            end = start + len(group[i].inserts)
-            out[i], start = done.rows[start:end], end
-        budget = self.budget_of(persona)
+        for create in group:
+            out.append(done.rows[start : start + len(create.inserts)])
+            start += len(create.inserts)
+        budget = self.budget_of(done.persona)
         if done.persona.memory_count > budget:
             try:
                 await self._auto_consolidate(agent, budget)
             except Exception as err:
-                return [err if i in admitted else o for i, o in enumerate(out)]
+                return [err] * len(group)
         return out
 
     async def _flush_alone(self, agent: str, create: _Create) -> list[MemoryRow] | BaseException:

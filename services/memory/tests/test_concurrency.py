@@ -15,7 +15,7 @@ import pytest
 from puppet.memory.v1 import memory_pb2 as m
 from puppet.memory.v1 import memory_service_pb2 as pb
 from puppet.memory.v1 import persona_pb2 as p
-from puppet_memory.store import Insert, Inserted, PersonaRow
+from puppet_memory.store import Admit, Insert, Inserted, PersonaRow
 from puppet_memory.store.sqlite import SqliteStore
 from puppet_runtime.testing import status_of
 
@@ -41,12 +41,14 @@ class GatedStore(SqliteStore):
         self.reads = 0
         self.read = asyncio.Condition()
 
-    async def insert_memories(self, agent: str, inserts: Sequence[Insert]) -> Inserted:
+    async def insert_memories(
+        self, agent: str, inserts: Sequence[Insert], admit: Admit | None = None
+    ) -> Inserted:
         self.writes.append(len(inserts))
         if len(self.writes) == 1:
             self.held.set()
             await self.gate.wait()
-        return await super().insert_memories(agent, inserts)
+        return await super().insert_memories(agent, inserts, admit)
 
     async def get_persona(self, agent: str) -> PersonaRow | None:
         row = await super().get_persona(agent)
@@ -105,31 +107,34 @@ async def test_grouped_creates_each_get_their_own_answer(serve, tmp_path, poison
         await stub.CreatePersona(pb.CreatePersonaRequest(persona_id="a1"))
         await stub.ShiftMood(pb.ShiftMoodRequest(name="agents/a1", request_id="taken"))
         first = stub.CreateMemory(create("first"))  # an RPC starts when it is made
-        mixed = pb.BatchCreateMemoriesRequest(
-            parent="agents/a1", requests=[create("text"), create("vector", vectors(1, 2)[0])]
-        )
         requests = [create(f"good {i}") for i in range(8)]
         requests += [create("dup", request_id="same") for _ in range(2)]
-        if poisoned:  # fails inside the store, so the whole group's transaction fails
-            requests.append(create("reused", request_id="taken"))
-        calls = [partial(stub.CreateMemory, r) for r in requests]
-        outcomes = await grouped(store, [partial(stub.BatchCreateMemories, mixed), *calls])
+        calls: list[Callable[[], Awaitable[Any]]] = [
+            partial(stub.CreateMemory, r) for r in requests
+        ]
+        if poisoned:  # each fails the group's transaction, so the group goes one by one
+            mixed = pb.BatchCreateMemoriesRequest(
+                parent="agents/a1", requests=[create("text"), create("vector", vectors(1, 2)[0])]
+            )
+            calls.append(partial(stub.BatchCreateMemories, mixed))
+            calls.append(partial(stub.CreateMemory, create("reused", request_id="taken")))
+        outcomes = await grouped(store, calls)
         await first
 
-        mismatch = (grpc.StatusCode.FAILED_PRECONDITION, "EMBEDDING_MISMATCH")
-        assert code_and_reason(outcomes[0]) == mismatch  # a 32-d vector; the index is 384-d
-        assert [o.memory.content for o in outcomes[1:9]] == [f"good {i}" for i in range(8)]
-        assert outcomes[9].memory.name == outcomes[10].memory.name  # one request_id, one memory
-        admitted = 8 + 2 + int(poisoned)  # the mixed batch is refused before the store
+        assert [o.memory.content for o in outcomes[:8]] == [f"good {i}" for i in range(8)]
+        assert outcomes[8].memory.name == outcomes[9].memory.name  # one request_id, one memory
         if poisoned:
+            mismatch = (grpc.StatusCode.FAILED_PRECONDITION, "EMBEDDING_MISMATCH")
+            assert code_and_reason(outcomes[10]) == mismatch  # a 32-d vector; the index is 384-d
             reused = (grpc.StatusCode.INVALID_ARGUMENT, "REQUEST_ID_REUSED")
             assert code_and_reason(outcomes[11]) == reused
-            assert store.writes == [1, admitted] + [1] * admitted  # then one by one
+            assert store.writes[:2] == [1, 13]  # the group, then one by one:
+            assert sorted(store.writes[2:]) == [1] * 11 + [2]
         else:
-            assert store.writes == [1, admitted]  # one transaction for the whole group
+            assert store.writes == [1, 10]  # one transaction for the whole group
         assert await count(stub) == 1 + 8 + 1
         again = await stub.CreateMemory(create("dup", request_id="same"))
-        assert again.memory.name == outcomes[9].memory.name
+        assert again.memory.name == outcomes[8].memory.name
 
 
 async def test_grouped_core_creates_respect_the_budget(serve, tmp_path) -> None:
@@ -147,7 +152,7 @@ async def test_grouped_core_creates_respect_the_budget(serve, tmp_path) -> None:
         assert len(failed) == 1  # whichever came last: the first three fill the budget
         exhausted = (grpc.StatusCode.RESOURCE_EXHAUSTED, "MEMORY_BUDGET_EXHAUSTED")
         assert code_and_reason(failed[0]) == exhausted
-        assert store.writes == [1, 3]
+        assert store.writes == [1, 4, 1, 1, 1, 1]  # refused in the group: one by one
         assert await count(stub) == 4  # over budget: "first" became a summary (cores stay)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from puppet_memory.store import (
+    Admit,
     Channel,
     IndexSnapshot,
     Insert,
@@ -234,7 +235,11 @@ def _mutate_persona(
 # memories
 
 
-def _insert(db: sqlite3.Connection, agent: str, inserts: Sequence[Insert]) -> Inserted:
+def _insert(
+    db: sqlite3.Connection, agent: str, inserts: Sequence[Insert], admit: Admit | None
+) -> Inserted:
+    if admit is not None:
+        admit(_persona_in(db, agent))
     keys = [i.request_id for i in inserts if i.request_id]
     known: dict[str, str] = {}
     for chunk in _chunks(keys):
@@ -526,8 +531,10 @@ class SqliteStore:
 
     # memories
 
-    async def insert_memories(self, agent: str, inserts: Sequence[Insert]) -> Inserted:
-        return await self._writer.run(transaction, _insert, agent, inserts)
+    async def insert_memories(
+        self, agent: str, inserts: Sequence[Insert], admit: Admit | None = None
+    ) -> Inserted:
+        return await self._writer.run(transaction, _insert, agent, inserts, admit)
 
     async def get_memories(self, agent: str, memory_ids: Sequence[str]) -> list[MemoryRow]:
         return await self._reader.run(_get_memories, agent, memory_ids)
