@@ -13,7 +13,8 @@ import numpy as np
 
 from puppet_memory import consolidation
 from puppet_memory.embedding import Embedder
-from puppet_memory.recall import Hit, IndexCache, PersonaIndex, RecallQuery
+from puppet_memory.groups import GroupCommit
+from puppet_memory.recall import Hit, IndexCache, PersonaIndex, RecallQuery, Scanner
 from puppet_memory.store import (
     BudgetExhaustedError,
     Channel,
@@ -41,6 +42,7 @@ from puppet_memory.store import (
 log = logging.getLogger(__name__)
 _ATTEMPTS = 3
 _EMBED_BATCH = 64
+_GROUP_ROWS = 1_000  # a group of concurrent creates stops growing here
 
 
 def now_us() -> int:
@@ -78,6 +80,18 @@ class Draft:
 
 
 @dataclass(frozen=True, slots=True)
+class _Create:
+    """One create call's rows, waiting for its group's transaction."""
+
+    inserts: list[Insert]
+    cores: int
+
+    @property
+    def shapes(self) -> list[tuple[str, int]]:
+        return [(i.row.embedding_model, i.row.dimension) for i in self.inserts]
+
+
+@dataclass(frozen=True, slots=True)
 class Consolidated:
     """What a consolidation did."""
 
@@ -97,6 +111,13 @@ class MemoryDomain:
         self.embedder = embedder
         self.default_budget = default_budget
         self._cache = IndexCache(cache_vectors)
+        self._scanner = Scanner()
+        self._creates: GroupCommit[_Create, list[MemoryRow]] = GroupCommit(
+            self._flush_creates, weight=lambda c: len(c.inserts), max_weight=_GROUP_ROWS
+        )
+
+    async def close(self) -> None:
+        self._scanner.close()
 
     def budget_of(self, persona: PersonaRow) -> int:
         return persona.memory_budget or self.default_budget
@@ -153,12 +174,11 @@ class MemoryDomain:
     # memories
 
     async def create_memories(self, agent: str, drafts: Sequence[Draft]) -> list[MemoryRow]:
-        persona = await self.persona(agent)
-        budget = self.budget_of(persona)
         cores = sum(1 for d in drafts if d.kind is Kind.CORE)
-        if persona.core_count >= budget or persona.core_count + cores > budget:
-            raise BudgetExhaustedError(budget)
-        vectors = await self._vectors_for(persona, drafts)
+        if any(d.embedding is None for d in drafts):
+            # Refuse before spending the embedder's time; the group checks again when it writes.
+            self._admit(await self.persona(agent), cores, self._shapes(drafts))
+        vectors = await self._vectors_for(drafts)
         t = now_us()
         inserts = [
             Insert(
@@ -183,30 +203,77 @@ class MemoryDomain:
             )
             for d, (model, vector) in zip(drafts, vectors, strict=True)
         ]
-        done = await self.store.insert_memories(agent, inserts)
+        return await self._creates.submit(agent, _Create(inserts, cores))
+
+    def _shapes(self, drafts: Sequence[Draft]) -> list[tuple[str, int]]:
+        return [
+            (self.embedder.model, self.embedder.dimension)
+            if d.embedding is None
+            else (d.embedding[0], int(d.embedding[1].shape[0]))
+            for d in drafts
+        ]
+
+    def _admit(self, persona: PersonaRow, cores: int, shapes: Sequence[tuple[str, int]]) -> None:
+        """Refuse a create that core memories would push over the budget, or of another model."""
+        budget = self.budget_of(persona)
+        if persona.core_count >= budget or persona.core_count + cores > budget:
+            raise BudgetExhaustedError(budget)
+        for model, dim in dict.fromkeys(shapes):
+            self._check(persona, model, dim)
+
+    async def _flush_creates(
+        self, agent: str, group: Sequence[_Create]
+    ) -> list[list[MemoryRow] | BaseException]:
+        """Write a group of create calls in one transaction, each judged as if it came alone."""
+
+        def admit(persona: PersonaRow) -> None:  # in the transaction, before the insert
+            cores = persona.core_count
+            for create in group:  # in arrival order, as if one after the other
+                self._admit(replace(persona, core_count=cores), create.cores, create.shapes)
+                cores += create.cores
+
+        try:
+            done = await self.store.insert_memories(
+                agent, [item for create in group for item in create.inserts], admit
+            )
+        except Exception:
+            if len(group) == 1:
+                raise
+            # One call refused or failing fails the transaction: so one by one, and each call
+            # gets its own answer.
+            log.debug("a group of %d creates for %s failed; one by one now", len(group), agent)
+            return [await self._flush_alone(agent, create) for create in group]
         if done.revision:
             new = [row for row, created in zip(done.rows, done.created, strict=True) if created]
             self._cache.inserted(agent, new, done.revision)
+        out: list[list[MemoryRow] | BaseException] = []
+        start = 0
+        for create in group:
+            out.append(done.rows[start : start + len(create.inserts)])
+            start += len(create.inserts)
+        budget = self.budget_of(done.persona)
         if done.persona.memory_count > budget:
-            await self._auto_consolidate(agent, budget)
-        return done.rows
-
-    async def _vectors_for(
-        self, persona: PersonaRow, drafts: Sequence[Draft]
-    ) -> list[tuple[str, Vector]]:
-        texts = [d.content for d in drafts if d.embedding is None]
-        if texts:
-            self._check(persona, self.embedder.model, self.embedder.dimension)
-        embedded = iter(await self.embed(texts) if texts else [])
-        out: list[tuple[str, Vector]] = []
-        for d in drafts:
-            if d.embedding is None:
-                out.append((self.embedder.model, next(embedded)))
-            else:
-                model, raw = d.embedding
-                self._check(persona, model, int(raw.shape[0]))
-                out.append((model, unit(raw)))
+            try:
+                await self._auto_consolidate(agent, budget)
+            except Exception as err:
+                return [err] * len(group)
         return out
+
+    async def _flush_alone(self, agent: str, create: _Create) -> list[MemoryRow] | BaseException:
+        try:
+            return (await self._flush_creates(agent, [create]))[0]
+        except Exception as err:
+            return err
+
+    async def _vectors_for(self, drafts: Sequence[Draft]) -> list[tuple[str, Vector]]:
+        texts = [d.content for d in drafts if d.embedding is None]
+        embedded = iter(await self.embed(texts) if texts else [])
+        return [
+            (self.embedder.model, next(embedded))
+            if d.embedding is None
+            else (d.embedding[0], unit(d.embedding[1]))
+            for d in drafts
+        ]
 
     @staticmethod
     def _check(persona: PersonaRow, model: str, dim: int) -> None:
@@ -286,7 +353,8 @@ class MemoryDomain:
         else:
             self._check(persona, query[0], int(query[1].shape[0]))
             vector = unit(query[1])
-        hits = (await self._index(agent, persona)).search(replace(params, vector=vector))
+        index = await self._index(agent, persona)
+        hits = await self._scanner.search(index, replace(params, vector=vector))
         rows = {
             m.memory_id: m
             for m in await self.store.get_memories(agent, [h.memory_id for h in hits])

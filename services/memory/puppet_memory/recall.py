@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import os
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -66,6 +70,7 @@ class PersonaIndex:
         self._time = snapshot.create_time_us.copy()
         self._recency_key: tuple[int, int, int, int] | None = None
         self._recency_cache = np.zeros(0, np.float32)
+        self.scans = 0  # scans running on other threads: rows must not move meanwhile
 
     @property
     def size(self) -> int:
@@ -127,40 +132,35 @@ class PersonaIndex:
         n = self.size
         return list(self._ids), self._kinds[:n], self._importance[:n], self._time[:n]
 
-    def search(self, q: RecallQuery) -> list[Hit]:
+    def scan(self, q: RecallQuery) -> Scan | None:
+        """A search over the rows as they are now; None if there are none."""
         n = self.size
         if n == 0:
-            return []
-        # Memory-bandwidth bound: one pass over the vectors, then cheap in-place arithmetic.
-        sim = np.dot(self._vectors[:n], q.vector)
-        rec = self._recency(q.now_us, q.half_life_us)
-        imp = self._importance[:n]
-        score = sim * np.float32(q.w_similarity)
-        score += np.float32(q.w_recency) * rec
-        score += np.float32(q.w_importance) * imp
-        mask = self._mask(q)
-        candidates = np.arange(n) if mask is None else np.flatnonzero(mask)
-        if candidates.size == 0:
-            return []
-        k = min(q.top_k, candidates.size)
-        sub = score[candidates]
-        top = np.argpartition(-sub, k - 1)[:k] if k < candidates.size else np.arange(k)
-        best = candidates[top[np.argsort(-sub[top], kind="stable")]]
-        return [
-            Hit(self._ids[i], float(score[i]), float(sim[i]), float(rec[i]), float(imp[i]))
-            for i in best
-        ]
+            return None
+        key = (q.now_us // 1_000_000, q.half_life_us, n, self.revision)
+        return Scan(
+            index=self,
+            query=q,
+            n=n,
+            ids=self._ids,
+            vectors=self._vectors,
+            importance=self._importance,
+            time=self._time,
+            mask=self._mask(q),
+            recency=self._recency_cache if self._recency_key == key else None,
+            recency_key=key,
+        )
 
-    def _recency(self, now_us: int, half_life_us: int) -> npt.NDArray[np.float32]:
+    def search(self, q: RecallQuery) -> list[Hit]:
+        """Exact top-k on the calling thread."""
+        scan = self.scan(q)
+        return [] if scan is None else scan.finish([scan.part(0, scan.n)])
+
+    def keep_recency(
+        self, key: tuple[int, int, int, int], recency: npt.NDArray[np.float32]
+    ) -> None:
         """Recency of every row, reused for up to a second (invisible at a 1 s half-life floor)."""
-        key = (now_us // 1_000_000, half_life_us, self.size, self.revision)
-        if self._recency_key != key:
-            age = (now_us - self._time[: self.size]).astype(np.float32)
-            np.maximum(age, 0, out=age)
-            age *= np.float32(-1.0 / half_life_us)
-            self._recency_cache = np.exp2(age)
-            self._recency_key = key
-        return self._recency_cache
+        self._recency_key, self._recency_cache = key, recency
 
     def _mask(self, q: RecallQuery) -> npt.NDArray[np.bool_] | None:
         n = self.size
@@ -181,6 +181,132 @@ class PersonaIndex:
         for part in parts[1:]:
             mask &= part
         return mask
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """The best rows of one slice of a scan: positions and the parts of their scores."""
+
+    rows: npt.NDArray[np.intp]
+    score: npt.NDArray[np.float32]
+    similarity: npt.NDArray[np.float32]
+    recency: npt.NDArray[np.float32]
+    importance: npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """One search over rows [0, n) of an index, in slices that may run on any thread.
+
+    It holds the index's arrays as they were when it began: appends write past n or into new
+    arrays, so they never disturb it, and rows move (swap-remove) only while no scan runs.
+    """
+
+    index: PersonaIndex
+    query: RecallQuery
+    n: int
+    ids: list[str]
+    vectors: npt.NDArray[np.float32]
+    importance: npt.NDArray[np.float32]
+    time: npt.NDArray[np.int64]
+    mask: npt.NDArray[np.bool_] | None
+    recency: npt.NDArray[np.float32] | None
+    recency_key: tuple[int, int, int, int]
+    fresh: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
+
+    def __post_init__(self) -> None:
+        if self.recency is None:  # each part fills its slice of a new recency column
+            object.__setattr__(self, "fresh", np.empty(self.n, np.float32))
+
+    def part(self, start: int, stop: int) -> Part:
+        """Score rows [start, stop) and keep their top k; numpy releases the GIL throughout."""
+        q = self.query
+        # Memory-bandwidth bound: one pass over the vectors, then cheap in-place arithmetic.
+        sim = np.dot(self.vectors[start:stop], q.vector)
+        rec = self._recency(start, stop)
+        imp = self.importance[start:stop]
+        score = sim * np.float32(q.w_similarity)
+        score += np.float32(q.w_recency) * rec
+        score += np.float32(q.w_importance) * imp
+        rows = None if self.mask is None else np.flatnonzero(self.mask[start:stop])
+        size = stop - start if rows is None else rows.size
+        k = min(q.top_k, size)
+        if k < size:
+            top = np.argpartition(-(score if rows is None else score[rows]), k - 1)[:k]
+            rows = top if rows is None else rows[top]
+        elif rows is None:
+            rows = np.arange(size)
+        return Part(rows + start, score[rows], sim[rows], rec[rows], imp[rows])
+
+    def _recency(self, start: int, stop: int) -> npt.NDArray[np.float32]:
+        if self.recency is not None:
+            return self.recency[start:stop]
+        out = self.fresh[start:stop]
+        out[:] = self.query.now_us - self.time[start:stop]  # int64 ages, then float32
+        np.maximum(out, 0, out=out)
+        out *= np.float32(-1.0 / self.query.half_life_us)
+        return np.exp2(out, out=out)
+
+    def finish(self, parts: Sequence[Part]) -> list[Hit]:
+        """Merge the parts' top k; on the event loop (it reads the ids)."""
+        if self.recency is None:
+            self.index.keep_recency(self.recency_key, self.fresh)
+        score = np.concatenate([p.score for p in parts])
+        best = np.argsort(-score, kind="stable")[: self.query.top_k]
+        rows = np.concatenate([p.rows for p in parts])[best]
+        sim = np.concatenate([p.similarity for p in parts])[best]
+        rec = np.concatenate([p.recency for p in parts])[best]
+        imp = np.concatenate([p.importance for p in parts])[best]
+        return [
+            Hit(self.ids[r], float(s), float(m), float(c), float(i))
+            for r, s, m, c, i in zip(rows.tolist(), score[best], sim, rec, imp, strict=True)
+        ]
+
+
+class Scanner:
+    """Runs scans in slices on a small thread pool: a big index is searched on every core,
+    and the event loop stays free meanwhile."""
+
+    def __init__(
+        self, workers: int | None = None, *, min_part: int = 8_192, inline: int = 4_096
+    ) -> None:
+        self.workers = workers or usable_cpus()
+        self.min_part = min_part  # rows; a thread hop for fewer costs more than it saves
+        self.inline = inline  # rows; smaller indexes are scanned on the event loop
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="recall")
+
+    async def search(self, index: PersonaIndex, q: RecallQuery) -> list[Hit]:
+        scan = index.scan(q)
+        if scan is None:
+            return []
+        if scan.n < self.inline:
+            return scan.finish([scan.part(0, scan.n)])
+        count = max(1, min(self.workers, scan.n // self.min_part))
+        bounds = [scan.n * i // count for i in range(count + 1)]
+        loop = asyncio.get_running_loop()
+        index.scans += 1
+        try:
+            parts = await asyncio.gather(
+                *(
+                    loop.run_in_executor(self._pool, scan.part, start, stop)
+                    for start, stop in itertools.pairwise(bounds)
+                )
+            )
+        finally:
+            index.scans -= 1
+        return scan.finish(parts)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def usable_cpus(cap: int = 4) -> int:
+    """CPUs this process may run on, at most cap."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        count = os.cpu_count() or 1
+    return max(1, min(count, cap))
 
 
 class IndexCache:
@@ -211,6 +337,9 @@ class IndexCache:
     def _follow(self, agent: str, revision: int) -> PersonaIndex | None:
         """The index if it is exactly one write behind revision (then it is advanced)."""
         index = self._items.get(agent)
+        if index is not None and index.revision == revision:
+            # A recall reloaded it between the write's commit and this call: it has the write.
+            return None
         if index is None or index.revision != revision - 1:
             self.drop(agent)
             return None
@@ -233,5 +362,9 @@ class IndexCache:
 
     def removed(self, agent: str, memory_id: str, revision: int) -> None:
         index = self._follow(agent, revision)
-        if index is not None:
+        if index is None:
+            return
+        if index.scans:  # a remove moves a row under the running scan: reload later instead
+            self.drop(agent)
+        else:
             index.remove(memory_id)

@@ -58,7 +58,7 @@ def build(
             MemoryServicer(domain), server
         ),
         on_startup=[store.open],
-        on_shutdown=[store.close, embedder.close],
+        on_shutdown=[store.close, embedder.close, domain.close],
     )
 
 

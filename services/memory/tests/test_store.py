@@ -101,7 +101,17 @@ async def test_insert_is_idempotent_and_counts(store: MemoryStore, persona: Pers
 
 
 async def test_insert_is_all_or_nothing(store: MemoryStore, persona: PersonaRow) -> None:
-    await store.insert_memories("a1", [Insert(row("m1"))])
+    seen: list[PersonaRow] = []
+
+    def admit(p: PersonaRow) -> None:
+        seen.append(p)
+        if p.memory_count:
+            raise RequestIdReusedError("k", "refused")
+
+    await store.insert_memories("a1", [Insert(row("m1"))], admit)
+    with pytest.raises(RequestIdReusedError):
+        await store.insert_memories("a1", [Insert(row("m5"))], admit)
+    assert [p.memory_count for p in seen] == [0, 1]  # the persona as it was before each
     with pytest.raises(EmbeddingMismatchError):
         await store.insert_memories("a1", [Insert(row("m2")), Insert(row("m3", dim=4))])
     with pytest.raises(EmbeddingMismatchError):

@@ -175,6 +175,7 @@ class RevisionConflictError(StoreError):
 PersonaChange = Callable[[PersonaRow], PersonaRow]
 MemoryChange = Callable[[MemoryRow], MemoryRow]
 RelationshipChange = Callable[[RelationshipRow], RelationshipRow]
+Admit = Callable[[PersonaRow], None]
 
 
 class MemoryStore(Protocol):
@@ -207,8 +208,14 @@ class MemoryStore(Protocol):
         """Atomic read-change-write; (row, applied). A known request_id returns (row, False)."""
         ...
 
-    async def insert_memories(self, agent: str, inserts: Sequence[Insert]) -> Inserted:
-        """Insert all or nothing; rows whose request_id is known come back as stored."""
+    async def insert_memories(
+        self, agent: str, inserts: Sequence[Insert], admit: Admit | None = None
+    ) -> Inserted:
+        """Insert all or nothing; rows whose request_id is known come back as stored.
+
+        admit, if given, is called first inside the transaction with the persona as it stands;
+        whatever it raises aborts the insert.
+        """
         ...
 
     async def get_memories(self, agent: str, memory_ids: Sequence[str]) -> list[MemoryRow]:

@@ -13,6 +13,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from puppet_memory.store import (
+    Admit,
     Channel,
     IndexSnapshot,
     Insert,
@@ -232,9 +233,13 @@ class MongoStore:
 
     # memories
 
-    async def insert_memories(self, agent: str, inserts: Sequence[Insert]) -> Inserted:
+    async def insert_memories(
+        self, agent: str, inserts: Sequence[Insert], admit: Admit | None = None
+    ) -> Inserted:
         async def body(s: AsyncClientSession) -> Inserted:
             persona = _persona(await self._persona_in(s, agent))
+            if admit is not None:
+                admit(persona)
             keys = [i.request_id for i in inserts if i.request_id]
             known: dict[str, str] = {}
             if keys:

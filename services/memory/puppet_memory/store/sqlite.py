@@ -1,19 +1,18 @@
-"""SQLite adapter (the embedded default): aiosqlite, WAL, vectors as float32 BLOBs."""
+"""SQLite adapter (the embedded default): WAL, one thread per connection, float32 BLOBs."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
 import numpy as np
 
 from puppet_memory.store import (
+    Admit,
     Channel,
     IndexSnapshot,
     Insert,
@@ -39,6 +38,7 @@ from puppet_memory.store.records import (
     with_state,
 )
 from puppet_memory.store.rules import check_embedding, check_request_op, new_keys, plan_inserts
+from puppet_memory.store.threaded import ThreadedConnection, transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS personas (
@@ -74,6 +74,7 @@ _MEMORY_COLS = (
 )
 _INSERT_MEMORY = f"INSERT OR REPLACE INTO memories ({_MEMORY_COLS}) VALUES ({', '.join('?' * 15)})"
 _CHUNK = 500
+_READER_MMAP = 1 << 30
 
 
 def _persona(r: Sequence[Any]) -> PersonaRow:
@@ -138,322 +139,421 @@ def _marks(n: int) -> str:
     return ", ".join("?" * n)
 
 
+def _one(db: sqlite3.Connection, sql: str, *params: Any) -> Any:
+    # fetchall, not fetchone: a half-stepped UPDATE ... RETURNING would block the COMMIT.
+    rows = db.execute(sql, params).fetchall()
+    return rows[0] if rows else None
+
+
+def _persona_or_none(db: sqlite3.Connection, agent: str) -> PersonaRow | None:
+    row = _one(db, f"SELECT {_PERSONA_COLS} FROM personas WHERE agent = ?", agent)
+    return None if row is None else _persona(row)
+
+
+def _persona_in(db: sqlite3.Connection, agent: str) -> PersonaRow:
+    found = _persona_or_none(db, agent)
+    if found is None:
+        raise PersonaNotFoundError(agent)
+    return found
+
+
+def _claim(
+    db: sqlite3.Connection, agent: str, request_id: str | None, op: str, result: str
+) -> bool:
+    """Record request_id for op; False if it was already recorded (a replay)."""
+    if not request_id:
+        return True
+    found = _one(
+        db, "SELECT op FROM requests WHERE agent = ? AND request_id = ?", agent, request_id
+    )
+    if found is not None:
+        check_request_op(request_id, found[0], op)
+        return False
+    db.execute(
+        "INSERT INTO requests (agent, request_id, op, result) VALUES (?, ?, ?, ?)",
+        (agent, request_id, op, result),
+    )
+    return True
+
+
+def _get_memories(db: sqlite3.Connection, agent: str, memory_ids: Sequence[str]) -> list[MemoryRow]:
+    out: list[MemoryRow] = []
+    for chunk in _chunks(memory_ids):
+        rows = db.execute(
+            f"SELECT {_MEMORY_COLS} FROM memories WHERE agent = ? "
+            f"AND memory_id IN ({_marks(len(chunk))})",
+            (agent, *chunk),
+        ).fetchall()
+        out.extend(_memory(r) for r in rows)
+    return out
+
+
+# personas
+
+
+def _create_persona(db: sqlite3.Connection, row: PersonaRow, request_id: str | None) -> PersonaRow:
+    found = _one(db, "SELECT create_request_id FROM personas WHERE agent = ?", row.agent)
+    if found is not None:
+        if request_id and found[0] == request_id:
+            return _persona_in(db, row.agent)
+        raise PersonaExistsError(row.agent)
+    db.execute(
+        "INSERT INTO personas (agent, state, create_time_us, create_request_id) "
+        "VALUES (?, ?, ?, ?)",
+        (row.agent, json.dumps(persona_state(row)), row.create_time_us, request_id),
+    )
+    return _persona_in(db, row.agent)
+
+
+def _list_personas(db: sqlite3.Connection, after: str, limit: int) -> list[PersonaRow]:
+    rows = db.execute(
+        f"SELECT {_PERSONA_COLS} FROM personas WHERE agent > ? ORDER BY agent LIMIT ?",
+        (after, limit),
+    ).fetchall()
+    return [_persona(r) for r in rows]
+
+
+def _delete_persona(db: sqlite3.Connection, agent: str) -> bool:
+    if db.execute("DELETE FROM personas WHERE agent = ?", (agent,)).rowcount == 0:
+        return False
+    for table in ("memories", "relationships", "requests"):
+        db.execute(f"DELETE FROM {table} WHERE agent = ?", (agent,))
+    return True
+
+
+def _mutate_persona(
+    db: sqlite3.Connection, agent: str, change: PersonaChange, op: str, request_id: str | None
+) -> tuple[PersonaRow, bool]:
+    current = _persona_in(db, agent)
+    if not _claim(db, agent, request_id, op, ""):
+        return current, False
+    state = persona_state(change(current))
+    db.execute("UPDATE personas SET state = ? WHERE agent = ?", (json.dumps(state), agent))
+    return with_state(current, state), True
+
+
+# memories
+
+
+def _insert(
+    db: sqlite3.Connection, agent: str, inserts: Sequence[Insert], admit: Admit | None
+) -> Inserted:
+    if admit is not None:
+        admit(_persona_in(db, agent))
+    keys = [i.request_id for i in inserts if i.request_id]
+    known: dict[str, str] = {}
+    for chunk in _chunks(keys):
+        found = db.execute(
+            "SELECT request_id, op, result FROM requests WHERE agent = ? "
+            f"AND request_id IN ({_marks(len(chunk))})",
+            (agent, *chunk),
+        ).fetchall()
+        for request_id, op, result in found:
+            check_request_op(request_id, op, "create_memory")
+            known[request_id] = result
+    existing = {m.memory_id: m for m in _get_memories(db, agent, list(known.values()))}
+    plan = plan_inserts(inserts, known, existing)
+    new = [row for row, created in plan if created]
+    if not new:
+        return Inserted([r for r, _ in plan], [False] * len(plan), 0, _persona_in(db, agent))
+    found = _one(
+        db,
+        "UPDATE personas SET memory_count = memory_count + ?1, core_count = core_count + ?2,"
+        " memory_revision = memory_revision + 1,"
+        " embedding_model = CASE WHEN memory_count = 0 THEN ?3 ELSE embedding_model END,"
+        " embedding_dimension = CASE WHEN memory_count = 0 THEN ?4 ELSE embedding_dimension"
+        f" END WHERE agent = ?5 RETURNING {_PERSONA_COLS}",
+        len(new),
+        sum(1 for m in new if m.kind is Kind.CORE),
+        new[0].embedding_model,
+        new[0].dimension,
+        agent,
+    )
+    if found is None:
+        raise PersonaNotFoundError(agent)
+    persona = _persona(found)
+    check_embedding(replace(persona, memory_count=persona.memory_count - len(new)), new)
+    db.executemany(_INSERT_MEMORY, [_memory_params(m) for m in new])
+    fresh = new_keys(agent, inserts, plan)
+    if fresh:
+        db.executemany(
+            "INSERT OR REPLACE INTO requests (agent, request_id, op, result) "
+            "VALUES (?, ?, 'create_memory', ?)",
+            fresh,
+        )
+    created = [c for _, c in plan]
+    return Inserted([r for r, _ in plan], created, persona.memory_revision, persona)
+
+
+def _list_memories(
+    db: sqlite3.Connection,
+    agent: str,
+    kinds: frozenset[Kind],
+    before: tuple[int, str] | None,
+    limit: int,
+) -> list[MemoryRow]:
+    sql = f"SELECT {_MEMORY_COLS} FROM memories WHERE agent = ?"
+    params: list[Any] = [agent]
+    if kinds:
+        sql += f" AND kind IN ({_marks(len(kinds))})"
+        params += sorted(int(k) for k in kinds)
+    if before is not None:
+        sql += " AND (create_time_us < ? OR (create_time_us = ? AND memory_id < ?))"
+        params += [before[0], before[0], before[1]]
+    sql += " ORDER BY create_time_us DESC, memory_id DESC LIMIT ?"
+    return [_memory(r) for r in db.execute(sql, (*params, limit)).fetchall()]
+
+
+def _update_memory(
+    db: sqlite3.Connection, agent: str, memory_id: str, change: MemoryChange
+) -> tuple[MemoryRow, int] | None:
+    found = _get_memories(db, agent, [memory_id])
+    if not found:
+        return None
+    before, after = found[0], change(found[0])
+    db.execute(_INSERT_MEMORY, _memory_params(after))
+    core_delta = int(after.kind is Kind.CORE) - int(before.kind is Kind.CORE)
+    row = _one(
+        db,
+        "UPDATE personas SET memory_revision = memory_revision + 1,"
+        " core_count = core_count + ? WHERE agent = ? RETURNING memory_revision",
+        core_delta,
+        agent,
+    )
+    return after, row[0]
+
+
+def _delete_memory(db: sqlite3.Connection, agent: str, memory_id: str) -> int | None:
+    gone = _one(
+        db,
+        "DELETE FROM memories WHERE agent = ? AND memory_id = ? RETURNING kind",
+        agent,
+        memory_id,
+    )
+    if gone is None:
+        return None
+    row = _one(
+        db,
+        "UPDATE personas SET memory_revision = memory_revision + 1,"
+        " memory_count = memory_count - 1, core_count = core_count - ?"
+        " WHERE agent = ? RETURNING memory_revision",
+        int(gone[0] == Kind.CORE),
+        agent,
+    )
+    return int(row[0])
+
+
+def _load_index(db: sqlite3.Connection, agent: str) -> IndexSnapshot | None:
+    db.execute("BEGIN")  # one read snapshot for the head and the rows
+    try:
+        head = _one(
+            db, "SELECT memory_revision, embedding_dimension FROM personas WHERE agent = ?", agent
+        )
+        rows = (
+            []
+            if head is None
+            else db.execute(
+                "SELECT memory_id, kind, importance, trust, create_time_us, vector"
+                " FROM memories WHERE agent = ?",
+                (agent,),
+            ).fetchall()
+        )
+    finally:
+        db.execute("COMMIT")
+    if head is None:
+        return None
+    blob = b"".join(r[5] for r in rows)
+    return IndexSnapshot(
+        revision=head[0],
+        ids=[r[0] for r in rows],
+        vectors=np.frombuffer(blob, dtype="<f4").reshape(len(rows), head[1]).astype(np.float32),
+        kinds=np.fromiter((r[1] for r in rows), dtype=np.int8, count=len(rows)),
+        importance=np.fromiter((r[2] for r in rows), dtype=np.float32, count=len(rows)),
+        trust=np.fromiter((r[3] for r in rows), dtype=np.float32, count=len(rows)),
+        create_time_us=np.fromiter((r[4] for r in rows), dtype=np.int64, count=len(rows)),
+    )
+
+
+def _expect(db: sqlite3.Connection, agent: str, revision: int) -> None:
+    if _persona_in(db, agent).memory_revision != revision:
+        raise RevisionConflictError(agent)
+
+
+def _replace_memories(
+    db: sqlite3.Connection,
+    agent: str,
+    expected_revision: int,
+    delete_ids: Sequence[str],
+    insert: Sequence[MemoryRow],
+) -> int:
+    _expect(db, agent, expected_revision)
+    for chunk in _chunks(delete_ids):
+        db.execute(
+            f"DELETE FROM memories WHERE agent = ? AND memory_id IN ({_marks(len(chunk))})",
+            (agent, *chunk),
+        )
+    db.executemany(_INSERT_MEMORY, [_memory_params(m) for m in insert])
+    row = _one(
+        db,
+        "UPDATE personas SET memory_revision = memory_revision + 1,"
+        " memory_count = (SELECT COUNT(*) FROM memories WHERE agent = ?1),"
+        " core_count = (SELECT COUNT(*) FROM memories WHERE agent = ?1 AND kind = ?2)"
+        " WHERE agent = ?1 RETURNING memory_revision",
+        agent,
+        int(Kind.CORE),
+    )
+    return int(row[0])
+
+
+def _set_vectors(
+    db: sqlite3.Connection,
+    agent: str,
+    expected_revision: int,
+    model: str,
+    vectors: Mapping[str, Vector],
+) -> int:
+    dims = {int(v.shape[0]) for v in vectors.values()}
+    _expect(db, agent, expected_revision)
+    db.executemany(
+        "UPDATE memories SET model = ?, vector = ? WHERE agent = ? AND memory_id = ?",
+        [(model, vector_bytes(v), agent, mid) for mid, v in vectors.items()],
+    )
+    row = _one(
+        db,
+        "UPDATE personas SET memory_revision = memory_revision + 1, embedding_model = ?,"
+        " embedding_dimension = ? WHERE agent = ? RETURNING memory_revision",
+        model if vectors else "",
+        dims.pop() if dims else 0,
+        agent,
+    )
+    return int(row[0])
+
+
+def _record_request(
+    db: sqlite3.Connection, agent: str, request_id: str, op: str, result: str
+) -> None:
+    _claim(db, agent, request_id, op, result)
+
+
+# relationships
+
+
+def _relationship(db: sqlite3.Connection, agent: str, counterparty: str) -> RelationshipRow | None:
+    row = _one(
+        db,
+        "SELECT doc FROM relationships WHERE agent = ? AND counterparty = ?",
+        agent,
+        counterparty,
+    )
+    return None if row is None else relationship_row(agent, counterparty, json.loads(row[0]))
+
+
+def _list_relationships(
+    db: sqlite3.Connection, agent: str, after: str, limit: int
+) -> list[RelationshipRow]:
+    rows = db.execute(
+        "SELECT counterparty, doc FROM relationships WHERE agent = ? AND counterparty > ?"
+        " ORDER BY counterparty LIMIT ?",
+        (agent, after, limit),
+    ).fetchall()
+    return [relationship_row(agent, r[0], json.loads(r[1])) for r in rows]
+
+
+def _mutate_relationship(
+    db: sqlite3.Connection,
+    agent: str,
+    counterparty: str,
+    change: RelationshipChange,
+    op: str,
+    request_id: str | None,
+) -> tuple[RelationshipRow, bool]:
+    _persona_in(db, agent)
+    current = _relationship(db, agent, counterparty) or RelationshipRow(agent, counterparty)
+    if not _claim(db, agent, request_id, op, ""):
+        return current, False
+    updated = change(current)
+    db.execute(
+        "INSERT OR REPLACE INTO relationships (agent, counterparty, doc) VALUES (?, ?, ?)",
+        (agent, counterparty, json.dumps(relationship_doc(updated))),
+    )
+    return updated, True
+
+
 class SqliteStore:
-    """One file; a locked writer connection and a separate reader (WAL lets both run)."""
+    """One file; a writer and a reader connection (WAL lets both run), each on its own thread.
+
+    Every call is one function run on its connection's thread: a write is one transaction in
+    one hop, and the writer's single thread serialises the writes.
+    """
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._lock = asyncio.Lock()
-        self._snapshot_lock = asyncio.Lock()
-        self._writer: aiosqlite.Connection | None = None
-        self._reader: aiosqlite.Connection | None = None
+        self._writer = ThreadedConnection("sqlite-writer")
+        self._reader = ThreadedConnection("sqlite-reader")
 
     async def open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        # IMMEDIATE: the first write statement opens a write transaction (no extra BEGIN trip).
-        writer = await aiosqlite.connect(self._path, isolation_level="IMMEDIATE")
-        await writer.execute("PRAGMA journal_mode=WAL")
-        await writer.execute("PRAGMA synchronous=NORMAL")
-        await writer.execute("PRAGMA busy_timeout=5000")
-        await writer.executescript(_SCHEMA)
-        reader = await aiosqlite.connect(self._path, isolation_level=None)
-        await reader.execute("PRAGMA busy_timeout=5000")
-        self._writer, self._reader = writer, reader
+        await self._writer.open(
+            self._path,
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA synchronous=NORMAL",
+            "PRAGMA busy_timeout=5000",
+        )
+        await self._writer.run(lambda db: db.executescript(_SCHEMA))
+        # Recall fetches a few random rows of a file far bigger than SQLite's page cache: reading
+        # them through a memory map saves a read() and a copy per page.
+        await self._reader.open(
+            self._path, "PRAGMA busy_timeout=5000", f"PRAGMA mmap_size={_READER_MMAP}"
+        )
 
     async def close(self) -> None:
-        for conn in (self._reader, self._writer):
-            if conn is not None:
-                await conn.close()
-        self._writer = self._reader = None
-
-    @property
-    def _r(self) -> aiosqlite.Connection:
-        if self._reader is None:
-            raise RuntimeError("SqliteStore is not open")
-        return self._reader
-
-    @property
-    def _w(self) -> aiosqlite.Connection:
-        if self._writer is None:
-            raise RuntimeError("SqliteStore is not open")
-        return self._writer
-
-    @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
-        db = self._w
-        async with self._lock:
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                await db.rollback()
-                raise
-            await db.commit()
-
-    async def _one(self, db: aiosqlite.Connection, sql: str, *params: Any) -> Any:
-        rows = list(await db.execute_fetchall(sql, params))
-        return rows[0] if rows else None
-
-    async def _persona_in(self, db: aiosqlite.Connection, agent: str) -> PersonaRow:
-        row = await self._one(db, f"SELECT {_PERSONA_COLS} FROM personas WHERE agent = ?", agent)
-        if row is None:
-            raise PersonaNotFoundError(agent)
-        return _persona(row)
-
-    async def _claim(
-        self, db: aiosqlite.Connection, agent: str, request_id: str | None, op: str, result: str
-    ) -> bool:
-        """Record request_id for op; False if it was already recorded (a replay)."""
-        if not request_id:
-            return True
-        found = await self._one(
-            db, "SELECT op FROM requests WHERE agent = ? AND request_id = ?", agent, request_id
-        )
-        if found is not None:
-            check_request_op(request_id, found[0], op)
-            return False
-        await db.execute(
-            "INSERT INTO requests (agent, request_id, op, result) VALUES (?, ?, ?, ?)",
-            (agent, request_id, op, result),
-        )
-        return True
+        await self._reader.close()
+        await self._writer.close()
 
     # personas
 
     async def create_persona(self, row: PersonaRow, request_id: str | None) -> PersonaRow:
-        async with self._tx() as db:
-            found = await self._one(
-                db, "SELECT create_request_id FROM personas WHERE agent = ?", row.agent
-            )
-            if found is not None:
-                if request_id and found[0] == request_id:
-                    return await self._persona_in(db, row.agent)
-                raise PersonaExistsError(row.agent)
-            await db.execute(
-                "INSERT INTO personas (agent, state, create_time_us, create_request_id) "
-                "VALUES (?, ?, ?, ?)",
-                (row.agent, json.dumps(persona_state(row)), row.create_time_us, request_id),
-            )
-            return await self._persona_in(db, row.agent)
+        return await self._writer.run(transaction, _create_persona, row, request_id)
 
     async def get_persona(self, agent: str) -> PersonaRow | None:
-        row = await self._one(
-            self._r, f"SELECT {_PERSONA_COLS} FROM personas WHERE agent = ?", agent
-        )
-        return None if row is None else _persona(row)
+        return await self._reader.run(_persona_or_none, agent)
 
     async def list_personas(self, after: str, limit: int) -> list[PersonaRow]:
-        rows = await self._r.execute_fetchall(
-            f"SELECT {_PERSONA_COLS} FROM personas WHERE agent > ? ORDER BY agent LIMIT ?",
-            (after, limit),
-        )
-        return [_persona(r) for r in rows]
+        return await self._reader.run(_list_personas, after, limit)
 
     async def delete_persona(self, agent: str) -> bool:
-        async with self._tx() as db:
-            cursor = await db.execute("DELETE FROM personas WHERE agent = ?", (agent,))
-            if cursor.rowcount == 0:
-                return False
-            for table in ("memories", "relationships", "requests"):
-                await db.execute(f"DELETE FROM {table} WHERE agent = ?", (agent,))
-            return True
+        return await self._writer.run(transaction, _delete_persona, agent)
 
     async def mutate_persona(
         self, agent: str, change: PersonaChange, *, op: str, request_id: str | None
     ) -> tuple[PersonaRow, bool]:
-        async with self._tx() as db:
-            current = await self._persona_in(db, agent)
-            if not await self._claim(db, agent, request_id, op, ""):
-                return current, False
-            updated = change(current)
-            await db.execute(
-                "UPDATE personas SET state = ? WHERE agent = ?",
-                (json.dumps(persona_state(updated)), agent),
-            )
-            return with_state(current, persona_state(updated)), True
+        return await self._writer.run(transaction, _mutate_persona, agent, change, op, request_id)
 
     # memories
 
-    async def insert_memories(self, agent: str, inserts: Sequence[Insert]) -> Inserted:
-        # The hot write path: three round trips to the writer thread when no request_id is
-        # given (UPDATE ... RETURNING opens the transaction implicitly, INSERT, COMMIT).
-        db = self._w
-        async with self._lock:
-            try:
-                return await self._insert(db, agent, inserts)
-            except BaseException:
-                if db.in_transaction:
-                    await db.rollback()
-                raise
-
-    async def _insert(
-        self, db: aiosqlite.Connection, agent: str, inserts: Sequence[Insert]
+    async def insert_memories(
+        self, agent: str, inserts: Sequence[Insert], admit: Admit | None = None
     ) -> Inserted:
-        keys = [i.request_id for i in inserts if i.request_id]
-        known: dict[str, str] = {}
-        for chunk in _chunks(keys):
-            found = await db.execute_fetchall(
-                "SELECT request_id, op, result FROM requests WHERE agent = ? "
-                f"AND request_id IN ({_marks(len(chunk))})",
-                (agent, *chunk),
-            )
-            for request_id, op, result in found:
-                check_request_op(request_id, op, "create_memory")
-                known[request_id] = result
-        existing = {
-            m.memory_id: m for m in await self._get_memories(db, agent, list(known.values()))
-        }
-        plan = plan_inserts(inserts, known, existing)
-        new = [row for row, created in plan if created]
-        if not new:
-            persona = await self._one(
-                db, f"SELECT {_PERSONA_COLS} FROM personas WHERE agent = ?", agent
-            )
-            if persona is None:
-                raise PersonaNotFoundError(agent)
-            return Inserted([r for r, _ in plan], [False] * len(plan), 0, _persona(persona))
-        cores = sum(1 for m in new if m.kind is Kind.CORE)
-        found = await self._one(
-            db,
-            "UPDATE personas SET memory_count = memory_count + ?1, core_count = core_count + ?2,"
-            " memory_revision = memory_revision + 1,"
-            " embedding_model = CASE WHEN memory_count = 0 THEN ?3 ELSE embedding_model END,"
-            " embedding_dimension = CASE WHEN memory_count = 0 THEN ?4 ELSE embedding_dimension"
-            f" END WHERE agent = ?5 RETURNING {_PERSONA_COLS}",
-            len(new),
-            cores,
-            new[0].embedding_model,
-            new[0].dimension,
-            agent,
-        )
-        if found is None:
-            raise PersonaNotFoundError(agent)
-        persona = _persona(found)
-        before = replace(persona, memory_count=persona.memory_count - len(new))
-        check_embedding(before, new)
-        await db.executemany(_INSERT_MEMORY, [_memory_params(m) for m in new])
-        fresh = new_keys(agent, inserts, plan)
-        if fresh:
-            await db.executemany(
-                "INSERT OR REPLACE INTO requests (agent, request_id, op, result) "
-                "VALUES (?, ?, 'create_memory', ?)",
-                fresh,
-            )
-        await db.commit()
-        created = [c for _, c in plan]
-        return Inserted([r for r, _ in plan], created, persona.memory_revision, persona)
-
-    async def _get_memories(
-        self, db: aiosqlite.Connection, agent: str, memory_ids: Sequence[str]
-    ) -> list[MemoryRow]:
-        out: list[MemoryRow] = []
-        for chunk in _chunks(memory_ids):
-            rows = await db.execute_fetchall(
-                f"SELECT {_MEMORY_COLS} FROM memories WHERE agent = ? "
-                f"AND memory_id IN ({_marks(len(chunk))})",
-                (agent, *chunk),
-            )
-            out.extend(_memory(r) for r in rows)
-        return out
+        return await self._writer.run(transaction, _insert, agent, inserts, admit)
 
     async def get_memories(self, agent: str, memory_ids: Sequence[str]) -> list[MemoryRow]:
-        return await self._get_memories(self._r, agent, memory_ids)
+        return await self._reader.run(_get_memories, agent, memory_ids)
 
     async def list_memories(
         self, agent: str, kinds: frozenset[Kind], before: tuple[int, str] | None, limit: int
     ) -> list[MemoryRow]:
-        sql = f"SELECT {_MEMORY_COLS} FROM memories WHERE agent = ?"
-        params: list[Any] = [agent]
-        if kinds:
-            sql += f" AND kind IN ({_marks(len(kinds))})"
-            params += sorted(int(k) for k in kinds)
-        if before is not None:
-            sql += " AND (create_time_us < ? OR (create_time_us = ? AND memory_id < ?))"
-            params += [before[0], before[0], before[1]]
-        sql += " ORDER BY create_time_us DESC, memory_id DESC LIMIT ?"
-        rows = await self._r.execute_fetchall(sql, (*params, limit))
-        return [_memory(r) for r in rows]
+        return await self._reader.run(_list_memories, agent, kinds, before, limit)
 
     async def update_memory(
         self, agent: str, memory_id: str, change: MemoryChange
     ) -> tuple[MemoryRow, int] | None:
-        async with self._tx() as db:
-            found = await self._get_memories(db, agent, [memory_id])
-            if not found:
-                return None
-            before, after = found[0], change(found[0])
-            await db.execute(_INSERT_MEMORY, _memory_params(after))
-            core_delta = int(after.kind is Kind.CORE) - int(before.kind is Kind.CORE)
-            row = await self._one(
-                db,
-                "UPDATE personas SET memory_revision = memory_revision + 1,"
-                " core_count = core_count + ? WHERE agent = ? RETURNING memory_revision",
-                core_delta,
-                agent,
-            )
-            return after, row[0]
+        return await self._writer.run(transaction, _update_memory, agent, memory_id, change)
 
     async def delete_memory(self, agent: str, memory_id: str) -> int | None:
-        async with self._tx() as db:
-            gone = await self._one(
-                db,
-                "DELETE FROM memories WHERE agent = ? AND memory_id = ? RETURNING kind",
-                agent,
-                memory_id,
-            )
-            if gone is None:
-                return None
-            row = await self._one(
-                db,
-                "UPDATE personas SET memory_revision = memory_revision + 1,"
-                " memory_count = memory_count - 1, core_count = core_count - ?"
-                " WHERE agent = ? RETURNING memory_revision",
-                int(gone[0] == Kind.CORE),
-                agent,
-            )
-            return int(row[0])
+        return await self._writer.run(transaction, _delete_memory, agent, memory_id)
 
     async def load_index(self, agent: str) -> IndexSnapshot | None:
-        db = self._r
-        async with self._snapshot_lock:
-            await db.execute("BEGIN")
-            try:
-                head = await self._one(
-                    db,
-                    "SELECT memory_revision, embedding_dimension FROM personas WHERE agent = ?",
-                    agent,
-                )
-                rows = (
-                    []
-                    if head is None
-                    else list(
-                        await db.execute_fetchall(
-                            "SELECT memory_id, kind, importance, trust, create_time_us, vector"
-                            " FROM memories WHERE agent = ?",
-                            (agent,),
-                        )
-                    )
-                )
-            finally:
-                await db.execute("COMMIT")
-        if head is None:
-            return None
-        dim = head[1]
-        blob = b"".join(r[5] for r in rows)
-        return IndexSnapshot(
-            revision=head[0],
-            ids=[r[0] for r in rows],
-            vectors=np.frombuffer(blob, dtype="<f4").reshape(len(rows), dim).astype(np.float32),
-            kinds=np.fromiter((r[1] for r in rows), dtype=np.int8, count=len(rows)),
-            importance=np.fromiter((r[2] for r in rows), dtype=np.float32, count=len(rows)),
-            trust=np.fromiter((r[3] for r in rows), dtype=np.float32, count=len(rows)),
-            create_time_us=np.fromiter((r[4] for r in rows), dtype=np.int64, count=len(rows)),
-        )
-
-    async def _expect(self, db: aiosqlite.Connection, agent: str, revision: int) -> None:
-        persona = await self._persona_in(db, agent)
-        if persona.memory_revision != revision:
-            raise RevisionConflictError(agent)
+        return await self._reader.run(_load_index, agent)
 
     async def replace_memories(
         self,
@@ -463,48 +563,20 @@ class SqliteStore:
         delete_ids: Sequence[str],
         insert: Sequence[MemoryRow],
     ) -> int:
-        async with self._tx() as db:
-            await self._expect(db, agent, expected_revision)
-            for chunk in _chunks(delete_ids):
-                await db.execute(
-                    f"DELETE FROM memories WHERE agent = ? AND memory_id IN ({_marks(len(chunk))})",
-                    (agent, *chunk),
-                )
-            await db.executemany(_INSERT_MEMORY, [_memory_params(m) for m in insert])
-            row = await self._one(
-                db,
-                "UPDATE personas SET memory_revision = memory_revision + 1,"
-                " memory_count = (SELECT COUNT(*) FROM memories WHERE agent = ?1),"
-                " core_count = (SELECT COUNT(*) FROM memories WHERE agent = ?1 AND kind = ?2)"
-                " WHERE agent = ?1 RETURNING memory_revision",
-                agent,
-                int(Kind.CORE),
-            )
-            return int(row[0])
+        return await self._writer.run(
+            transaction, _replace_memories, agent, expected_revision, delete_ids, insert
+        )
 
     async def set_vectors(
         self, agent: str, *, expected_revision: int, model: str, vectors: Mapping[str, Vector]
     ) -> int:
-        dims = {int(v.shape[0]) for v in vectors.values()}
-        async with self._tx() as db:
-            await self._expect(db, agent, expected_revision)
-            await db.executemany(
-                "UPDATE memories SET model = ?, vector = ? WHERE agent = ? AND memory_id = ?",
-                [(model, vector_bytes(v), agent, mid) for mid, v in vectors.items()],
-            )
-            row = await self._one(
-                db,
-                "UPDATE personas SET memory_revision = memory_revision + 1, embedding_model = ?,"
-                " embedding_dimension = ? WHERE agent = ? RETURNING memory_revision",
-                model if vectors else "",
-                dims.pop() if dims else 0,
-                agent,
-            )
-            return int(row[0])
+        return await self._writer.run(
+            transaction, _set_vectors, agent, expected_revision, model, vectors
+        )
 
     async def find_request(self, agent: str, request_id: str) -> tuple[str, str] | None:
-        row = await self._one(
-            self._r,
+        row = await self._reader.run(
+            _one,
             "SELECT op, result FROM requests WHERE agent = ? AND request_id = ?",
             agent,
             request_id,
@@ -512,27 +584,15 @@ class SqliteStore:
         return None if row is None else (row[0], row[1])
 
     async def record_request(self, agent: str, request_id: str, op: str, result: str) -> None:
-        async with self._tx() as db:
-            await self._claim(db, agent, request_id, op, result)
+        await self._writer.run(transaction, _record_request, agent, request_id, op, result)
 
     # relationships
 
     async def get_relationship(self, agent: str, counterparty: str) -> RelationshipRow | None:
-        row = await self._one(
-            self._r,
-            "SELECT doc FROM relationships WHERE agent = ? AND counterparty = ?",
-            agent,
-            counterparty,
-        )
-        return None if row is None else relationship_row(agent, counterparty, json.loads(row[0]))
+        return await self._reader.run(_relationship, agent, counterparty)
 
     async def list_relationships(self, agent: str, after: str, limit: int) -> list[RelationshipRow]:
-        rows = await self._r.execute_fetchall(
-            "SELECT counterparty, doc FROM relationships WHERE agent = ? AND counterparty > ?"
-            " ORDER BY counterparty LIMIT ?",
-            (agent, after, limit),
-        )
-        return [relationship_row(agent, r[0], json.loads(r[1])) for r in rows]
+        return await self._reader.run(_list_relationships, agent, after, limit)
 
     async def mutate_relationship(
         self,
@@ -543,24 +603,6 @@ class SqliteStore:
         op: str,
         request_id: str | None,
     ) -> tuple[RelationshipRow, bool]:
-        async with self._tx() as db:
-            await self._persona_in(db, agent)
-            found = await self._one(
-                db,
-                "SELECT doc FROM relationships WHERE agent = ? AND counterparty = ?",
-                agent,
-                counterparty,
-            )
-            current = (
-                RelationshipRow(agent, counterparty)
-                if found is None
-                else relationship_row(agent, counterparty, json.loads(found[0]))
-            )
-            if not await self._claim(db, agent, request_id, op, ""):
-                return current, False
-            updated = change(current)
-            await db.execute(
-                "INSERT OR REPLACE INTO relationships (agent, counterparty, doc) VALUES (?, ?, ?)",
-                (agent, counterparty, json.dumps(relationship_doc(updated))),
-            )
-            return updated, True
+        return await self._writer.run(
+            transaction, _mutate_relationship, agent, counterparty, change, op, request_id
+        )
