@@ -28,9 +28,11 @@ from puppet_llm.providers import (
     ChatMessage,
     Generation,
     GenerationParams,
+    Provider,
     ProviderError,
     ProviderRateLimited,
     ProviderRejected,
+    ProviderUnavailable,
 )
 from puppet_llm.settings import LlmSettings
 from puppet_llm.store import LlmStore, StoredRequest
@@ -206,11 +208,17 @@ class LlmDomain:
             if left <= _MARGIN_S:
                 raise DeadlineError
             timeout = min(timeout, left - _MARGIN_S)
-        generation: Generation = await provider.generate(messages, params, timeout_s=timeout)
+        try:
+            generation: Generation = await provider.generate(messages, params, timeout_s=timeout)
+        except ProviderUnavailable:
+            after = remaining()
+            if after is not None and after <= 2 * _MARGIN_S:
+                raise DeadlineError from None  # the caller's deadline, not the provider, ran out
+            raise
         return generation
 
     async def _attempts(
-        self, r: Request, provider: Any, spend: Spend, remaining: Remaining
+        self, r: Request, provider: Provider, spend: Spend, remaining: Remaining
     ) -> Result:
         o = r.persona.output_rules
         tries = 1 + (o.max_regenerations or self._settings.max_regenerations)

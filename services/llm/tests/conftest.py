@@ -112,11 +112,12 @@ def legacy_persona(path: Path, **overrides: Any) -> llm_pb2.Persona:
     cfg = json.loads(path.read_text())
     personality, style = cfg.get("personality", {}), cfg.get("style_guide", {})
     providers = {"openai": llm_pb2.PROVIDER_OPENAI, "grok": llm_pb2.PROVIDER_GROK}
+    unspecified = llm_pb2.PROVIDER_UNSPECIFIED
     persona = llm_pb2.Persona(
         agent=f"agents/{cfg['id']}",
         display_name=cfg.get("name", ""),
         description=cfg.get("description", ""),
-        provider=providers.get(cfg.get("llm_provider", ""), 0),
+        provider=providers.get(cfg.get("llm_provider", ""), unspecified),
         custom_system_prompt=cfg.get("custom_system_prompt", ""),
         rotating_system_prompts=cfg.get("rotating_system_prompts", []),
         traits=personality.get("traits", []),
@@ -172,6 +173,12 @@ def plain() -> llm_pb2.Persona:
 @pytest.fixture
 def provider() -> ScriptedProvider:
     return ScriptedProvider()
+
+
+@pytest.fixture(scope="session")
+def scripted() -> type[ScriptedProvider]:
+    """The ScriptedProvider class, for tests that need more than one."""
+    return ScriptedProvider
 
 
 @pytest.fixture(scope="session")

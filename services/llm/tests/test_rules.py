@@ -39,7 +39,8 @@ def test_trim_cuts_at_a_word_boundary_and_never_inside_a_url() -> None:
     cut = weighted.trim(text, 280)
     assert cut is not None
     assert weighted.weighted_length(cut) <= 280
-    assert cut.endswith("word") and "https" not in cut
+    assert cut.endswith("word")
+    assert "https" not in cut
     assert weighted.trim("x" * 300) is None
     assert weighted.trim("short", 280) == "short"
 
@@ -47,7 +48,8 @@ def test_trim_cuts_at_a_word_boundary_and_never_inside_a_url() -> None:
 def test_cjk_text_is_trimmed_by_weight() -> None:
     text = " ".join(["日本語"] * 60)  # 6 + 1 per word
     cut = weighted.trim(text)
-    assert cut is not None and 274 <= weighted.weighted_length(cut) <= 280
+    assert cut is not None
+    assert 274 <= weighted.weighted_length(cut) <= 280
 
 
 def test_clean_removes_model_artefacts() -> None:
