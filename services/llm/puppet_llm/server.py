@@ -38,12 +38,12 @@ def open_store(settings: LlmSettings) -> LlmStore:
     return SqliteStore(settings.data_dir / "llm.sqlite3")
 
 
-def _adapter(name: ProviderName, attribute: str) -> Any:
+def _adapter(provider: ProviderName, module: str, attribute: str) -> Any:
     """Imported lazily: each provider pulls in its own heavy dependencies."""
     try:
-        return getattr(importlib.import_module(f"puppet_llm.providers.{name}"), attribute)
+        return getattr(importlib.import_module(f"puppet_llm.providers.{module}"), attribute)
     except (ImportError, AttributeError) as err:
-        raise NotConfiguredError(name, f"its adapter cannot be loaded ({err})") from None
+        raise NotConfiguredError(provider, f"its adapter cannot be loaded ({err})") from None
 
 
 def opener(settings: LlmSettings) -> Opener:
@@ -53,7 +53,7 @@ def opener(settings: LlmSettings) -> Opener:
         if name == "openai":
             if settings.openai_api_key is None:
                 raise NotConfiguredError("openai", "PUPPET_LLM_OPENAI_API_KEY is not set")
-            provider: Provider = _adapter("openai", "OpenAIProvider")(
+            provider: Provider = _adapter("openai", "openai", "OpenAIProvider")(
                 api_key=settings.openai_api_key.get_secret_value(),
                 base_url=settings.openai_base_url,
                 model=model,
@@ -62,17 +62,17 @@ def opener(settings: LlmSettings) -> Opener:
         if name == "grok":
             if settings.grok_api_key is None:
                 raise NotConfiguredError("grok", "PUPPET_LLM_GROK_API_KEY is not set")
-            provider = _adapter("openai", "grok_provider")(
+            provider = _adapter("grok", "openai", "grok_provider")(
                 settings.grok_api_key.get_secret_value(),
                 base_url=settings.grok_base_url,
                 model=model,
             )
             return provider
         if name == "fake":
-            provider = _adapter("fake", "FakeProvider")()
+            provider = _adapter("fake", "fake", "FakeProvider")()
             return provider
         try:
-            provider = _adapter("local", "LocalProvider")()
+            provider = _adapter("local", "local", "LocalProvider")()
         except (NotConfiguredError, ProviderError) as err:
             raise NotConfiguredError(
                 "local", f"the local model is not installed ({err}); {KEY_ADVICE}"

@@ -75,7 +75,8 @@ class Checks:
 
     def enum(self, field: str, value: int, kind: Any, *, unspecified_ok: bool = True) -> int:
         if value not in kind.values() or (value == 0 and not unspecified_ok):
-            self.fail(field, f"must be one of {[n for n in kind if n[-11:] != 'UNSPECIFIED']}")
+            names = [n for n in list(kind.keys()) if not n.endswith("UNSPECIFIED")]
+            self.fail(field, f"must be one of {names}, got {value}")
         return value
 
     def agent(self, field: str, name: str, suffix: str = "") -> str:

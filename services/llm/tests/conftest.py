@@ -45,6 +45,17 @@ REACTION_JSON = json.dumps(
 )
 
 
+def default_text(n: int) -> str:
+    """A distinct post without figures for call n (no two are near-duplicates)."""
+    letters = ""
+    while True:
+        n, digit = divmod(n, 26)
+        letters += chr(ord("a") + digit)
+        if not n:
+            break
+    return f"{letters} says hello to {letters}z"
+
+
 @dataclass(frozen=True)
 class Call:
     """One generate() call as the provider received it."""
@@ -96,7 +107,7 @@ class ScriptedProvider:
             raise item
         if item is None:
             n = len(self.calls)
-            item = REACTION_JSON if params.json_schema else f"thought {n} of a {n * 7} piece day"
+            item = REACTION_JSON if params.json_schema else default_text(len(self.calls))
         prompt, completion = self._tokens or (
             sum(len(m.content.split()) for m in messages),
             len(item.split()),
@@ -193,8 +204,8 @@ def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "127.0.0.1",
             "-p",
             str(port),
-            "--db",
-            "llm",
+            "--data-dir",
+            "memory",
             "--pid-file",
             str(work / "nx.pid"),
             "--log-file",

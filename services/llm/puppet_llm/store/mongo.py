@@ -78,9 +78,14 @@ class MongoStore:
         return BudgetRow(agent, doc["token_limit"], doc["cost_limit"])
 
     async def put_budget(self, row: BudgetRow) -> None:
-        await self._db.budgets.replace_one(
+        await self._db.budgets.update_one(
             {"_id": row.agent},
-            {"token_limit": row.daily_token_limit, "cost_limit": row.daily_cost_limit_usd},
+            {
+                "$set": {
+                    "token_limit": row.daily_token_limit,
+                    "cost_limit": row.daily_cost_limit_usd,
+                }
+            },
             upsert=True,
         )
 
@@ -136,15 +141,15 @@ class MongoStore:
         )
 
     async def put_request(self, request: StoredRequest) -> None:
-        await self._db.requests.replace_one(
+        await self._db.requests.update_one(
             {"agent": request.agent, "request_id": request.request_id},
             {
-                "agent": request.agent,
-                "request_id": request.request_id,
-                "op": request.op,
-                "fingerprint": request.fingerprint,
-                "response": Binary(request.response),
-                "create_time_us": request.create_time_us,
+                "$set": {
+                    "op": request.op,
+                    "fingerprint": request.fingerprint,
+                    "response": Binary(request.response),
+                    "create_time_us": request.create_time_us,
+                }
             },
             upsert=True,
         )
