@@ -50,6 +50,12 @@ def opener(settings: LlmSettings) -> Opener:
     """Opens the provider adapters the settings configure."""
 
     def open_provider(name: ProviderName, model: str) -> Provider:
+        try:
+            return open_adapter(name, model)
+        except ValueError as err:  # the adapters refuse an empty key or model this way
+            raise NotConfiguredError(name, str(err)) from None
+
+    def open_adapter(name: ProviderName, model: str) -> Provider:
         if name == "openai":
             if settings.openai_api_key is None:
                 raise NotConfiguredError("openai", "PUPPET_LLM_OPENAI_API_KEY is not set")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -37,6 +38,7 @@ _TASKS = {
     pb.TASK_REACTION: Task.REACTION,
     pb.TASK_TRADE_ANNOUNCEMENT: Task.TRADE,
 }
+_HTTP_STATUS = re.compile(r"\bHTTP (\d{3})\b")
 _BUDGET_PATHS = ("daily_token_limit", "daily_cost_limit_usd")
 _USAGE_DEFAULT_US = 30 * DAY_US
 
@@ -67,8 +69,12 @@ def translated(provider: str) -> Iterator[None]:
 
 
 def _status(err: Exception, default: str) -> str:
+    """The provider's HTTP status when the adapter reports one (attribute or "HTTP nnn")."""
     status = getattr(err, "status_code", None) or getattr(err, "status", None)
-    return str(status) if status else default
+    if status:
+        return str(status)
+    found = _HTTP_STATUS.search(str(err))
+    return found.group(1) if found else default
 
 
 def _without_request_id(request: Message) -> bytes:

@@ -432,6 +432,12 @@ async def test_trade_announcement_refuses_anything_but_confirmed_facts(
             "PROVIDER_REJECTED",
             {"provider": "openai", "status": "rejected"},
         ),
+        (
+            ProviderRejected("openai: HTTP 400 (context_length_exceeded)"),
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "PROVIDER_REJECTED",
+            {"provider": "openai", "status": "400"},
+        ),
     ],
 )
 async def test_provider_errors_map_to_clear_statuses(
