@@ -54,6 +54,7 @@ class Spend:
     completion_tokens: int = 0
     cost_usd: float = 0.0
     attempts: int = 0
+    provider_ms: float = 0.0
 
 
 class BudgetBook:

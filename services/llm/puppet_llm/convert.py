@@ -53,6 +53,7 @@ def usage(result: Result) -> llm_pb2.Usage:
         completion_tokens=s.completion_tokens,
         cost_usd=s.cost_usd,
         attempts=s.attempts,
+        provider_ms=s.provider_ms,
     )
 
 

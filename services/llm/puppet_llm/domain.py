@@ -178,7 +178,7 @@ class LlmDomain:
         outcome = "ok"
         try:
             await self.budgets.check(agent)
-            provider = self.providers.get(name, model)
+            provider = await self.providers.get(name, model)
             result = await self._attempts(r, provider, spend, remaining)
             spend = result.spend
             if result.decision is not None and result.decision.fallback:
@@ -237,6 +237,7 @@ class LlmDomain:
                 prompt_tokens=spend.prompt_tokens + g.prompt_tokens,
                 completion_tokens=spend.completion_tokens + g.completion_tokens,
                 attempts=spend.attempts + g.attempts,
+                provider_ms=spend.provider_ms + g.provider_ms,
             )
             spend = replace(
                 spend,

@@ -14,7 +14,7 @@ from puppet_runtime import ServiceSpec, run
 from puppet_llm.domain import LlmDomain
 from puppet_llm.failures import NotConfiguredError
 from puppet_llm.pool import Opener, Providers
-from puppet_llm.providers import Provider, ProviderError
+from puppet_llm.providers import ChatMessage, GenerationParams, Provider, ProviderError
 from puppet_llm.servicer import LlmServicer
 from puppet_llm.settings import LlmSettings, ProviderName
 from puppet_llm.store import LlmStore
@@ -97,11 +97,19 @@ def build(
     domain = LlmDomain(store, providers, settings, random.Random(settings.random_seed))
 
     async def warm_default() -> None:
-        name = settings.provider
+        """Open the default provider before serving; the local model also loads its weights."""
+        if provider is not None:
+            return
+        name, model = providers.resolve_default()
         try:
-            providers.get(name, providers.resolve_default()[1])
+            opened = await providers.get(name, model)
+            if name == "local":
+                hello = [ChatMessage("user", "hi")]
+                await opened.generate(hello, GenerationParams(max_tokens=1), timeout_s=300)
         except NotConfiguredError as err:
             log.error("default provider %s is not usable: %s", name, err.why)
+        except ProviderError as err:
+            log.error("default provider %s failed to warm up: %s; %s", name, err, KEY_ADVICE)
 
     return ServiceSpec(
         domain="llm.puppet",

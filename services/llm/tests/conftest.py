@@ -106,7 +106,6 @@ class ScriptedProvider:
         if isinstance(item, Exception):
             raise item
         if item is None:
-            n = len(self.calls)
             item = REACTION_JSON if params.json_schema else default_text(len(self.calls))
         prompt, completion = self._tokens or (
             sum(len(m.content.split()) for m in messages),

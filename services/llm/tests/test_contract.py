@@ -83,6 +83,7 @@ async def test_compose_post_returns_text_prompt_and_usage(
         1,
     )
     assert c.usage.prompt_tokens > 0
+    assert c.usage.provider_ms == pytest.approx(0.25)
     assert c.usage.completion_tokens == 6  # words of the raw answer
 
 

@@ -627,6 +627,7 @@ class Usage(_message.Message):
     COMPLETION_TOKENS_FIELD_NUMBER: _builtins.int
     COST_USD_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
+    PROVIDER_MS_FIELD_NUMBER: _builtins.int
     provider: Global___Provider.ValueType
     """Provider that answered."""
     model: _builtins.str
@@ -639,6 +640,10 @@ class Usage(_message.Message):
     """Cost in US dollars from the configured per-model prices; 0 for local and fake."""
     attempts: _builtins.int
     """Model calls made: 1 plus regenerations plus retried calls."""
+    provider_ms: _builtins.float
+    """Milliseconds spent inside the provider (all attempts); the rest of a call's latency is the
+    service's own.
+    """
     def __init__(
         self,
         *,
@@ -648,10 +653,11 @@ class Usage(_message.Message):
         completion_tokens: _builtins.int = ...,
         cost_usd: _builtins.float = ...,
         attempts: _builtins.int = ...,
+        provider_ms: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "completion_tokens", b"completion_tokens", "cost_usd", b"cost_usd", "model", b"model", "prompt_tokens", b"prompt_tokens", "provider", b"provider"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "completion_tokens", b"completion_tokens", "cost_usd", b"cost_usd", "model", b"model", "prompt_tokens", b"prompt_tokens", "provider", b"provider", "provider_ms", b"provider_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
