@@ -57,14 +57,30 @@ class Spend:
     provider_ms: float = 0.0
 
 
+@dataclass(slots=True)
+class _Cached:
+    """A replica's view of one persona's limits and today's spending."""
+
+    row: BudgetRow
+    day_us: int
+    tokens: int
+    cost: float
+    expires: float
+
+
 class BudgetBook:
-    """Checks budgets before calls and records usage after them."""
+    """Checks budgets before calls and records usage after them.
+
+    The check reads a short-lived cache (settings.budget_cache_s) so that a call costs one store
+    write, not three round trips; GetBudget and UpdateBudget always go to the store.
+    """
 
     def __init__(self, store: LlmStore, settings: LlmSettings) -> None:
         self._store = store
         self._settings = settings
         self._pruned_day = 0
         self._unpriced: set[str] = set()
+        self._cache: dict[str, _Cached] = {}
 
     def cost(self, provider: str, model: str, prompt: int, completion: int) -> float:
         if provider in ("local", "fake"):
@@ -87,12 +103,23 @@ class BudgetBook:
             self._settings.default_daily_cost_limit_usd,
         )
 
-    async def get(self, agent: str) -> Budget:
-        row = await self.limits(agent)
+    async def _load(self, agent: str) -> _Cached:
         today = day_of(now_us())
+        row = await self.limits(agent)
         tokens, cost = await self._store.spent(agent, today)
+        cached = _Cached(row, today, tokens, cost, time.monotonic() + self._settings.budget_cache_s)
+        self._cache[agent] = cached
+        return cached
+
+    async def get(self, agent: str) -> Budget:
+        c = await self._load(agent)
         return Budget(
-            agent, row.daily_token_limit, row.daily_cost_limit_usd, tokens, cost, today + DAY_US
+            agent,
+            c.row.daily_token_limit,
+            c.row.daily_cost_limit_usd,
+            c.tokens,
+            c.cost,
+            c.day_us + DAY_US,
         )
 
     async def update(self, row: BudgetRow) -> Budget:
@@ -101,11 +128,13 @@ class BudgetBook:
 
     async def check(self, agent: str) -> None:
         """Raise BudgetExhaustedError when today's tokens or dollars reached a limit."""
-        b = await self.get(agent)
-        reset = rfc3339(b.reset_time_us)
-        if b.daily_token_limit and b.tokens_spent >= b.daily_token_limit:
+        c = self._cache.get(agent)
+        if c is None or c.expires <= time.monotonic() or c.day_us != day_of(now_us()):
+            c = await self._load(agent)
+        reset = rfc3339(c.day_us + DAY_US)
+        if c.row.daily_token_limit and c.tokens >= c.row.daily_token_limit:
             raise BudgetExhaustedError(agent, "tokens", reset)
-        if b.daily_cost_limit_usd and b.cost_spent_usd >= b.daily_cost_limit_usd:
+        if c.row.daily_cost_limit_usd and c.cost >= c.row.daily_cost_limit_usd:
             raise BudgetExhaustedError(agent, "cost", reset)
 
     async def record(self, agent: str, spend: Spend) -> None:
@@ -126,6 +155,10 @@ class BudgetBook:
                 spend.cost_usd,
             )
         )
+        cached = self._cache.get(agent)
+        if cached is not None and cached.day_us == today:
+            cached.tokens += spend.prompt_tokens + spend.completion_tokens
+            cached.cost += spend.cost_usd
         metrics.record(
             agent,
             spend.provider,

@@ -77,6 +77,9 @@ class LlmSettings(ServiceSettings):
     """Tokens per persona per UTC day when the persona has no stored budget; 0 = unlimited."""
     default_daily_cost_limit_usd: float = Field(default=1.0, ge=0)
     """Dollars per persona per UTC day when the persona has no stored budget; 0 = unlimited."""
+    budget_cache_s: float = Field(default=1.0, ge=0)
+    """Seconds a replica trusts its cached limits and today's spending before re-reading the
+    store (other replicas' spending shows up within this time; its own counts at once)."""
     data_dir: Path = Path("data/llm")
     """Directory of the SQLite file (llm.sqlite3)."""
     store: Literal["sqlite", "mongo"] = "sqlite"

@@ -41,11 +41,11 @@ class SqliteStore:
 
     async def open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self._path)
+        # Autocommit: every statement is its own transaction, one hop to the SQLite thread.
+        self._db = await aiosqlite.connect(self._path, isolation_level=None)
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=NORMAL")
         await self._db.executescript(_SCHEMA)
-        await self._db.commit()
 
     async def close(self) -> None:
         if self._db is not None:
@@ -64,7 +64,6 @@ class SqliteStore:
             "INSERT OR REPLACE INTO budgets VALUES (?, ?, ?)",
             (row.agent, row.daily_token_limit, row.daily_cost_limit_usd),
         )
-        await self.db.commit()
 
     async def add_usage(self, delta: UsageRow) -> None:
         await self.db.execute(
@@ -84,7 +83,6 @@ class SqliteStore:
                 delta.cost_usd,
             ),
         )
-        await self.db.commit()
 
     async def spent(self, agent: str, day_us: int) -> tuple[int, float]:
         async with self.db.execute(
@@ -143,11 +141,9 @@ class SqliteStore:
                 request.create_time_us,
             ),
         )
-        await self.db.commit()
 
     async def prune(self, usage_before_us: int, requests_before_us: int) -> None:
         await self.db.execute("DELETE FROM usage WHERE day_us < ?", (usage_before_us,))
         await self.db.execute(
             "DELETE FROM requests WHERE create_time_us < ?", (requests_before_us,)
         )
-        await self.db.commit()
