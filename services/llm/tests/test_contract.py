@@ -523,3 +523,97 @@ async def test_request_id_replays_the_first_answer_without_calling_again(
     )
     code, info, _ = await failure(llm.ComposeReply(other))
     assert (info.reason, info.metadata["op"]) == ("REQUEST_ID_REUSED", "ComposePost")
+
+
+# bad input: every RPC names the field
+
+P = m.Persona(agent="agents/ada")
+BAD_REQUESTS = [
+    ("ComposePost", pb.ComposePostRequest(), "persona"),
+    ("ComposePost", pb.ComposePostRequest(persona=m.Persona(agent="ada")), "persona.agent"),
+    ("ComposePost", pb.ComposePostRequest(persona=P, thread_length=26), "thread_length"),
+    ("ComposePost", pb.ComposePostRequest(persona=P, topic="t" * 281), "topic"),
+    ("ComposePost", pb.ComposePostRequest(persona=P, request_id="r" * 129), "request_id"),
+    (
+        "ComposePost",
+        pb.ComposePostRequest(persona=m.Persona(agent="agents/ada", provider=99)),  # type: ignore[arg-type]
+        "persona.provider",
+    ),
+    (
+        "ComposePost",
+        pb.ComposePostRequest(
+            persona=m.Persona(agent="agents/ada", output_rules=m.OutputRules(max_tokens=5000))
+        ),
+        "persona.output_rules.max_tokens",
+    ),
+    (
+        "ComposePost",
+        pb.ComposePostRequest(
+            persona=P, context=m.CompositionContext(mood=m.Mood(valence=float("nan")))
+        ),
+        "context.mood.valence",
+    ),
+    (
+        "ComposePost",
+        pb.ComposePostRequest(persona=P, context=m.CompositionContext(allowed_handles=["@x"])),
+        "context.allowed_handles[0]",
+    ),
+    ("ComposeReply", pb.ComposeReplyRequest(persona=P), "target"),
+    (
+        "ComposeReply",
+        pb.ComposeReplyRequest(persona=P, target=target(post="posts/1")),
+        "target.post",
+    ),
+    (
+        "ComposeReply",
+        pb.ComposeReplyRequest(
+            persona=P, target=target(), counterparty=m.Counterparty(id="bob", trust=2)
+        ),
+        "counterparty.trust",
+    ),
+    ("ComposeQuote", pb.ComposeQuoteRequest(persona=P, target=target(text="")), "target.text"),
+    (
+        "DecideReaction",
+        pb.DecideReactionRequest(
+            persona=m.Persona(
+                agent="agents/ada",
+                interaction_probabilities=m.InteractionProbabilities(like=1.5),
+            ),
+            target=target(),
+        ),
+        "persona.interaction_probabilities.like",
+    ),
+    ("ComposeTradeAnnouncement", pb.ComposeTradeAnnouncementRequest(persona=P), "trade"),
+    ("RenderPrompt", pb.RenderPromptRequest(persona=P, task=pb.TASK_REPLY), "target"),
+    ("RenderPrompt", pb.RenderPromptRequest(persona=P, task=42), "task"),  # type: ignore[arg-type]
+    ("GetBudget", pb.GetBudgetRequest(name="agents/ada"), "name"),
+    ("UpdateBudget", pb.UpdateBudgetRequest(), "budget"),
+    ("ListUsageRecords", pb.ListUsageRecordsRequest(parent="people/ada"), "parent"),
+    (
+        "ListUsageRecords",
+        pb.ListUsageRecordsRequest(
+            parent="agents/-", start_time=NOW, end_time=timestamp_pb2.Timestamp(seconds=1)
+        ),
+        "start_time",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "request_", "field"),
+    BAD_REQUESTS,
+    ids=[f"{m}:{f}" for m, _, f in BAD_REQUESTS],
+)
+async def test_bad_input_names_the_field(
+    llm: Stub, provider: ScriptedProvider, method: str, request_: Any, field: str
+) -> None:
+    code, info, bad = await failure(getattr(llm, method)(request_))
+    assert (code, info.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD")
+    assert field in [v.field for v in bad.field_violations]
+    assert provider.calls == []
+
+
+def test_every_rpc_has_a_bad_input_case() -> None:
+    assert {name for name, _, _ in BAD_REQUESTS} == {
+        method.name for method in pb.DESCRIPTOR.services_by_name["LlmService"].methods
+    }
