@@ -54,8 +54,8 @@ CONTEXT = m.CompositionContext(
 
 
 def measure_local() -> dict[str, Any]:
-    """bench/llm_local.py's figures (written with the local provider)."""
-    module = importlib.import_module("llm_local")
+    """bench/llm_local.py's figures (it runs its own event loop, so call it outside one)."""
+    module = importlib.import_module("llm_local")  # bench/llm_local.py, beside this file
     figures: dict[str, Any] = module.measure_local()
     return figures
 
@@ -100,9 +100,7 @@ async def compose(stub: LlmServiceAsyncStub, n: int) -> tuple[list[float], list[
     return latencies, provider
 
 
-async def main(compose_calls: int, overhead_calls: int) -> dict[str, object]:
-    local = measure_local()
-    tokens_per_s = local.get("local_tokens_per_s", local.get("tokens_per_s"))
+async def main(local: dict[str, Any], compose_calls: int, overhead_calls: int) -> dict[str, object]:
     async with service("local") as stub:
         await compose(stub, 1)  # first call pays for page faults of the weights
         latencies, _ = await compose(stub, compose_calls)
@@ -111,7 +109,7 @@ async def main(compose_calls: int, overhead_calls: int) -> dict[str, object]:
         client, provider = await compose(stub, overhead_calls)
     overhead = [c - p for c, p in zip(client, provider, strict=True)]
     figures: dict[str, object] = {
-        "local_tokens_per_s": tokens_per_s,
+        "local_tokens_per_s": local["local_tokens_per_s"],
         "compose_p50_ms": round(statistics.median(latencies), 1),
         "compose_p90_ms": round(percentile(latencies, 90), 1),
         "service_overhead_ms": round(statistics.median(overhead), 3),
@@ -130,4 +128,5 @@ if __name__ == "__main__":
     parser.add_argument("--compose-calls", type=int, default=10)
     parser.add_argument("--overhead-calls", type=int, default=500)
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.compose_calls, args.overhead_calls))))
+    local = measure_local()
+    print(json.dumps(asyncio.run(main(local, args.compose_calls, args.overhead_calls))))
