@@ -38,4 +38,4 @@ async def test_hosted_providers_without_keys_are_not_configured(serve: Any) -> N
             assert code is grpc.StatusCode.FAILED_PRECONDITION
             assert info is not None
             assert info.reason == "PROVIDER_NOT_CONFIGURED"
-            assert "API_KEY" in caught.value.details()
+            assert "API_KEY" in (caught.value.details() or "")
