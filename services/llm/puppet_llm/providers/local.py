@@ -91,6 +91,7 @@ class _Result:
     completion_tokens: int
     finish_reason: str
     prefill_ms: float
+    decode_ms: float
     decode_tokens_per_s: float
 
 
@@ -102,7 +103,9 @@ class LocalProvider:
     each is formatted with the model's own chat template. ``max_tokens``, ``temperature``,
     ``stop`` and ``seed`` are honoured, and ``json_schema`` constrains decoding with a grammar
     built from the schema (cached per schema). A call whose ``timeout_s`` passes, queued or mid-
-    generation, stops at the next token with :class:`ProviderUnavailable`.
+    generation, stops at the next token with :class:`ProviderUnavailable`. ``Generation.extra``
+    carries ``prefill_ms`` (prompt evaluation plus the first token), ``decode_ms`` and
+    ``decode_tokens_per_s`` (the tokens after the first over the time since it) and ``n_threads``.
 
     Raises :class:`ProviderUnavailable` when llama-cpp-python or the model file is missing,
     saying how to configure a hosted provider instead.
@@ -217,6 +220,7 @@ class LocalProvider:
             provider_ms=(time.perf_counter() - started) * 1000.0,
             extra={
                 "prefill_ms": f"{result.prefill_ms:.1f}",
+                "decode_ms": f"{result.decode_ms:.1f}",
                 "decode_tokens_per_s": f"{result.decode_tokens_per_s:.1f}",
                 "n_threads": str(self._n_threads),
             },
@@ -298,6 +302,7 @@ class LocalProvider:
             completion_tokens=int(usage["completion_tokens"]),
             finish_reason=str(choice.get("finish_reason") or "stop"),
             prefill_ms=(first - started) * 1000.0,
+            decode_ms=decode_s * 1000.0,
             decode_tokens_per_s=(len(ticks) - 1) / decode_s if decode_s > 0 else 0.0,
         )
 
