@@ -425,7 +425,9 @@ async def test_fake_answers_a_schema_with_its_smallest_valid_object() -> None:
 
 @pytest.fixture(scope="module")
 def local() -> Iterator[LocalProvider]:
-    provider = LocalProvider()
+    # One thread: two OpenMP threads on two busy cores spin at every barrier and decode ~10x
+    # slower, which made this module take minutes on a shared machine (see bench/llm_local.py).
+    provider = LocalProvider(n_threads=1)
     yield provider
     asyncio.run(provider.close())
 
