@@ -78,7 +78,9 @@ def opener(settings: LlmSettings) -> Opener:
             provider = _adapter("fake", "fake", "FakeProvider")()
             return provider
         try:
-            provider = _adapter("local", "local", "LocalProvider")()
+            provider = _adapter("local", "local", "LocalProvider")(
+                n_threads=settings.local_threads or None
+            )
         except (NotConfiguredError, ProviderError) as err:
             raise NotConfiguredError(
                 "local", f"the local model is not installed ({err}); {KEY_ADVICE}"

@@ -64,6 +64,8 @@ class LlmSettings(ServiceSettings):
     """xAI base URL; unset means https://api.x.ai/v1."""
     grok_model: str = "grok-3-mini"
     """Model for Grok personas that name none."""
+    local_threads: int = Field(default=0, ge=0, le=64)
+    """Decoding threads for the local model; 0 means all usable CPUs but one."""
     local_model: str = "SmolLM2-135M-Instruct"
     """Name the local model is reported and billed under."""
     temperature: float | None = Field(default=None, ge=0, le=2)
