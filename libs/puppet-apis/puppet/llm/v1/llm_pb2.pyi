@@ -140,6 +140,7 @@ class Persona(_message.Message):
     FORMATTING_RULES_FIELD_NUMBER: _builtins.int
     TOPICS_TO_AVOID_FIELD_NUMBER: _builtins.int
     OUTPUT_RULES_FIELD_NUMBER: _builtins.int
+    INTERACTION_PROBABILITIES_FIELD_NUMBER: _builtins.int
     agent: _builtins.str
     """The persona. Format: agents/{agent}. Used for budgets, usage and logs."""
     display_name: _builtins.str
@@ -188,6 +189,13 @@ class Persona(_message.Message):
     def output_rules(self) -> Global___OutputRules:
         """Output rules: what legacy special-cased for "coby-agent", as settings. Unset means none."""
 
+    @_builtins.property
+    def interaction_probabilities(self) -> Global___InteractionProbabilities:
+        """Reaction probabilities ("behavior.interaction_patterns"). Unset means DecideReaction returns
+        the model's own choice; set means the model's action is kept with its probability, else
+        IGNORE (the orchestrator's loop breakers still apply on top).
+        """
+
     def __init__(
         self,
         *,
@@ -207,14 +215,45 @@ class Persona(_message.Message):
         formatting_rules: _abc.Iterable[_builtins.str] | None = ...,
         topics_to_avoid: _abc.Iterable[_builtins.str] | None = ...,
         output_rules: Global___OutputRules | None = ...,
+        interaction_probabilities: Global___InteractionProbabilities | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["output_rules", b"output_rules"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["interaction_probabilities", b"interaction_probabilities", "output_rules", b"output_rules"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "custom_system_prompt", b"custom_system_prompt", "description", b"description", "display_name", b"display_name", "formatting_rules", b"formatting_rules", "interests", b"interests", "model", b"model", "output_rules", b"output_rules", "provider", b"provider", "rotating_system_prompts", b"rotating_system_prompts", "speaking_style", b"speaking_style", "tone", b"tone", "topics_to_avoid", b"topics_to_avoid", "traits", b"traits", "values", b"values", "voice", b"voice"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "custom_system_prompt", b"custom_system_prompt", "description", b"description", "display_name", b"display_name", "formatting_rules", b"formatting_rules", "interaction_probabilities", b"interaction_probabilities", "interests", b"interests", "model", b"model", "output_rules", b"output_rules", "provider", b"provider", "rotating_system_prompts", b"rotating_system_prompts", "speaking_style", b"speaking_style", "tone", b"tone", "topics_to_avoid", b"topics_to_avoid", "traits", b"traits", "values", b"values", "voice", b"voice"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Persona: _TypeAlias = Persona  # noqa: Y015
+
+@_typing.final
+class InteractionProbabilities(_message.Message):
+    """How likely a persona is to act on a post when the model chooses an action."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPLY_FIELD_NUMBER: _builtins.int
+    QUOTE_FIELD_NUMBER: _builtins.int
+    LIKE_FIELD_NUMBER: _builtins.int
+    reply: _builtins.float
+    """Probability (0 to 1) of keeping REPLY ("reply_probability")."""
+    quote: _builtins.float
+    """Probability (0 to 1) of keeping QUOTE ("quote_tweet_probability")."""
+    like: _builtins.float
+    """Probability (0 to 1) of keeping LIKE ("like_probability")."""
+    def __init__(
+        self,
+        *,
+        reply: _builtins.float = ...,
+        quote: _builtins.float = ...,
+        like: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["like", b"like", "quote", b"quote", "reply", b"reply"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InteractionProbabilities: _TypeAlias = InteractionProbabilities  # noqa: Y015
 
 @_typing.final
 class OutputRules(_message.Message):
@@ -588,6 +627,7 @@ class Usage(_message.Message):
     COMPLETION_TOKENS_FIELD_NUMBER: _builtins.int
     COST_USD_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
+    PROVIDER_MS_FIELD_NUMBER: _builtins.int
     provider: Global___Provider.ValueType
     """Provider that answered."""
     model: _builtins.str
@@ -600,6 +640,10 @@ class Usage(_message.Message):
     """Cost in US dollars from the configured per-model prices; 0 for local and fake."""
     attempts: _builtins.int
     """Model calls made: 1 plus regenerations plus retried calls."""
+    provider_ms: _builtins.float
+    """Milliseconds spent inside the provider (all attempts); the rest of a call's latency is the
+    service's own.
+    """
     def __init__(
         self,
         *,
@@ -609,10 +653,11 @@ class Usage(_message.Message):
         completion_tokens: _builtins.int = ...,
         cost_usd: _builtins.float = ...,
         attempts: _builtins.int = ...,
+        provider_ms: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "completion_tokens", b"completion_tokens", "cost_usd", b"cost_usd", "model", b"model", "prompt_tokens", b"prompt_tokens", "provider", b"provider"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "completion_tokens", b"completion_tokens", "cost_usd", b"cost_usd", "model", b"model", "prompt_tokens", b"prompt_tokens", "provider", b"provider", "provider_ms", b"provider_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -671,6 +716,8 @@ class ReactionDecision(_message.Message):
     REASONING_FIELD_NUMBER: _builtins.int
     CONFIDENCE_FIELD_NUMBER: _builtins.int
     SENTIMENT_SHIFT_FIELD_NUMBER: _builtins.int
+    MODEL_ACTION_FIELD_NUMBER: _builtins.int
+    FALLBACK_FIELD_NUMBER: _builtins.int
     action: Global___ReactionAction.ValueType
     """The chosen action. The orchestrator still applies the persona's probabilities and loop
     breakers.
@@ -683,6 +730,12 @@ class ReactionDecision(_message.Message):
     """Model confidence in the action, 0 to 1."""
     sentiment_shift: _builtins.float
     """Suggested change to the persona's sentiment toward the author, -0.2 to 0.2."""
+    model_action: Global___ReactionAction.ValueType
+    """The action the model chose, before the persona's interaction probabilities; equals action
+    when the persona sets none.
+    """
+    fallback: _builtins.bool
+    """True when the model's answer was not a valid object of the schema, so IGNORE was used."""
     def __init__(
         self,
         *,
@@ -691,10 +744,12 @@ class ReactionDecision(_message.Message):
         reasoning: _builtins.str = ...,
         confidence: _builtins.float = ...,
         sentiment_shift: _builtins.float = ...,
+        model_action: Global___ReactionAction.ValueType = ...,
+        fallback: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "confidence", b"confidence", "reaction", b"reaction", "reasoning", b"reasoning", "sentiment_shift", b"sentiment_shift"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "confidence", b"confidence", "fallback", b"fallback", "model_action", b"model_action", "reaction", b"reaction", "reasoning", b"reasoning", "sentiment_shift", b"sentiment_shift"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,1 @@
+"""LlmService: every model call, composed true to the persona."""

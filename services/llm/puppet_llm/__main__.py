@@ -1,0 +1,5 @@
+"""Entry point: python -m puppet_llm."""
+
+from puppet_llm.server import main
+
+main()

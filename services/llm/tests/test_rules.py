@@ -1,0 +1,97 @@
+"""Post rules as plain functions: X's weighted length, trimming, stripping, near-duplicates."""
+
+from __future__ import annotations
+
+import pytest
+from puppet_llm import rules, weighted
+from puppet_llm.rules import Limits, Style
+
+
+@pytest.mark.parametrize(
+    ("text", "length"),
+    [
+        ("hello world", 11),
+        ("café", 4),  # NFC: one code point
+        ("cafe\u0301", 4),  # decomposed é normalises to one
+        ("see https://example.com/a/very/long/path?with=query", 4 + 23),
+        ("docs at example.com ok", 8 + 23 + 3),
+        ("日本語", 6),
+        ("한국어", 6),
+        (
+            "“quotes” — dash…",
+            1 + 6 + 1 + 1 + 1 + 1 + 4 + 2,
+        ),  # … (U+2026) is outside the light ranges
+        ("ok 😀", 3 + 2),
+        ("👍🏽", 2),  # skin tone modifier sequence
+        ("👨‍👩‍👧‍👦", 2),  # ZWJ family
+        ("🇯🇵🇺🇸", 4),  # two flags
+        ("1️⃣", 2),  # keycap
+        ("❤️", 2),  # VS16 sequence
+        ("a\u2013b", 3),  # en dash (8211) is light
+    ],
+)
+def test_weighted_length_follows_twitter_text(text: str, length: int) -> None:
+    assert weighted.weighted_length(text) == length
+
+
+def test_trim_cuts_at_a_word_boundary_and_never_inside_a_url() -> None:
+    text = " ".join(["word"] * 60) + " https://example.com/x"
+    cut = weighted.trim(text, 280)
+    assert cut is not None
+    assert weighted.weighted_length(cut) <= 280
+    assert cut.endswith("word")
+    assert "https" not in cut
+    assert weighted.trim("x" * 300) is None
+    assert weighted.trim("short", 280) == "short"
+
+
+def test_cjk_text_is_trimmed_by_weight() -> None:
+    text = " ".join(["日本語"] * 60)  # 6 + 1 per word
+    cut = weighted.trim(text)
+    assert cut is not None
+    assert 274 <= weighted.weighted_length(cut) <= 280
+
+
+def test_clean_removes_model_artefacts() -> None:
+    style = Style(display_name="Coby")
+    assert rules.clean('"Tweet: hello there"', style) == "hello there"
+    assert rules.clean("Coby: hi\nTIMESTAMP: 2026\nUNIQUE_ID: x", style) == "hi"
+    assert rules.clean("- Here's my tweet: yo", style) == "yo"
+
+
+def test_stranger_handles_and_leaked_ids_are_stripped() -> None:
+    limits = Limits(allowed_handles=frozenset({"bob"}), leaked_ids=frozenset({"4242"}))
+    checked = rules.apply(
+        "hey @Bob and @mallory, user 4242 and 1234567890123456789 but 2024 stays",
+        Style(),
+        limits,
+    )
+    assert checked.text == "hey @Bob and, user and but 2024 stays"
+
+
+def test_output_style_lowercases_strips_hashtags_and_emoji() -> None:
+    style = Style(lowercase=True, strip_hashtags=True, strip_emoji=True)
+    assert rules.apply("Fake Tweet 1 With Caps #FakeTag 😀", style, Limits()).text == (
+        "fake tweet 1 with caps"
+    )
+
+
+def test_banned_phrase_and_empty_text_are_problems() -> None:
+    style = Style(banned_phrases=("Ted Talk",))
+    assert rules.apply("this is my ted talk", style, Limits()).problem == "banned phrase"
+    assert rules.apply('""', Style(), Limits()).problem == "empty"
+
+
+def test_trade_text_may_state_only_the_facts() -> None:
+    limits = Limits(allowed_numbers=rules.normal_numbers(["0.250", "1,234.5", "SOL"]))
+    assert rules.apply("sold 0.25 sol for 1234.5 bonk", Style(), limits).problem == ""
+    assert "figure" in rules.apply("sold 0.25 sol, up 300%", Style(), limits).problem
+    assert "advice" in rules.apply("buy now 0.25", Style(), limits).problem
+
+
+def test_near_duplicates_by_shingles() -> None:
+    recent = ["the coffee here is a crime against beans"]
+    assert rules.near_duplicate("The coffee here is a crime against beans!", recent, 0.6)
+    assert rules.near_duplicate("the coffee here is a crime against all beans", recent, 0.6)
+    assert not rules.near_duplicate("tea is a quiet kind of rebellion", recent, 0.6)
+    assert rules.near_duplicate("gm", ["GM"], 0.6)
