@@ -82,10 +82,26 @@ def venv_python() -> str:
     return str(ROOT / ".venv" / "bin" / "python")
 
 
-def setup(_: argparse.Namespace | None = None) -> None:
-    """Install every workspace package and dev tool from uv.lock (no Python downloads)."""
-    say("syncing the uv workspace from uv.lock")
-    sh(uv(), "sync", "--frozen", "--all-packages", "--python", sys.executable)
+def setup(_: argparse.Namespace | None = None, *, strict: bool = True) -> None:
+    """Install every workspace package, extra and dev tool from uv.lock (no Python downloads).
+
+    The local language model (the llm service's `local` extra) compiles llama-cpp-python once.
+    When that cannot be built here, `strict=False` (used by `up`) installs everything else and
+    says how to use a hosted model instead; `check` always needs it.
+    """
+    say("syncing the uv workspace from uv.lock (the first run compiles llama-cpp-python: ~4 min)")
+    sync = [uv(), "sync", "--frozen", "--all-packages", "--python", sys.executable]
+    if subprocess.run([*sync, "--all-extras"], cwd=ROOT).returncode == 0:
+        return
+    if strict:
+        sys.exit("setup failed: see the error above")
+    sh(*sync)
+    say(
+        "the local language model could not be installed (llama-cpp-python needs gcc and cmake);"
+        " the llm service will answer PROVIDER_NOT_CONFIGURED until you set"
+        " PUPPET_LLM_PROVIDER=openai and PUPPET_LLM_OPENAI_API_KEY"
+        " (or PUPPET_LLM_PROVIDER=grok and PUPPET_LLM_GROK_API_KEY) and run up again"
+    )
 
 
 def _vendor_google_protos() -> None:
@@ -231,7 +247,7 @@ def _healthy(name: str, port: int) -> bool:
 
 def up(args: argparse.Namespace) -> None:
     """Run every service on embedded defaults (SQLite under ./data, local models) until Ctrl-C."""
-    setup()
+    setup(strict=False)
     data = Path(args.data_dir).resolve()
     data.mkdir(parents=True, exist_ok=True)
     logs = data / "logs"
@@ -284,23 +300,45 @@ def up(args: argparse.Namespace) -> None:
         stop()
 
 
+# Calls that `up` suggests, per service: (method path, JSON body).
+EXAMPLES: dict[str, list[tuple[str, dict[str, object]]]] = {
+    "memory": [
+        (
+            "puppet.memory.v1.MemoryService/CreatePersona",
+            {"persona_id": "demo", "allow_existing": True},
+        ),
+        (
+            "puppet.memory.v1.MemoryService/CreateMemory",
+            {"parent": "agents/demo", "memory": {"content": "I drink green tea"}},
+        ),
+        (
+            "puppet.memory.v1.MemoryService/RecallMemories",
+            {"parent": "agents/demo", "text": "what do you drink?"},
+        ),
+    ],
+    "llm": [
+        (
+            "puppet.llm.v1.LlmService/ComposePost",
+            {
+                "persona": {"agent": "agents/demo", "display_name": "Demo", "traits": ["warm"]},
+                "topic": "green tea",
+            },
+        ),
+    ],
+}
+
+
 def _print_where_to_look(data: Path) -> None:
     print("\nEverything is up. Where to look:")
     for name in services():
         print(f"  {name:<7} grpc 127.0.0.1:{DEFAULT_PORTS[name]}   data {data / name}")
     print(f"  logs    {data / 'logs'}")
-    if "memory" in services():
-        url = f"http://127.0.0.1:{DEFAULT_PORTS['memory']}/puppet.memory.v1.MemoryService"
-        calls = (
-            ("CreatePersona", {"persona_id": "demo", "allow_existing": True}),
-            ("CreateMemory", {"parent": "agents/demo", "memory": {"content": "I drink green tea"}}),
-            ("RecallMemories", {"parent": "agents/demo", "text": "what do you drink?"}),
-        )
-        print("\nTry it (reflection is on, so buf curl knows the schema):")
-        for method, body in calls:
+    print("\nTry it (reflection is on, so buf curl knows the schema):")
+    for name in services():
+        for method, body in EXAMPLES.get(name, []):
             print(
                 "  uv run buf curl --protocol grpc --http2-prior-knowledge \\\n"
-                f"    -d '{json.dumps(body)}' {url}/{method}"
+                f"    -d '{json.dumps(body)}' http://127.0.0.1:{DEFAULT_PORTS[name]}/{method}"
             )
     print("\nPress Ctrl-C to stop.", flush=True)
 
