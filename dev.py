@@ -38,13 +38,16 @@ DEFAULT_PORTS = {"agent": 50051, "memory": 50052, "llm": 50053, "social": 50054,
 
 
 def services() -> list[str]:
-    """Services that exist in this checkout, in start order."""
-    return [s for s in SERVICE_ORDER if (ROOT / "services" / s / f"puppet_{s}").is_dir()]
+    """Services that exist in this checkout, in start order (a service runs as a module)."""
+    return [
+        s for s in SERVICE_ORDER if (ROOT / "services" / s / f"puppet_{s}" / "__main__.py").exists()
+    ]
 
 
 def members() -> list[Path]:
-    """Workspace members that carry hand-written, type-checked code."""
-    return [ROOT / "libs" / "puppet-runtime", *(ROOT / "services" / s for s in services())]
+    """Workspace members that carry hand-written, type-checked code (runnable or not yet)."""
+    built = sorted(p.parent for p in (ROOT / "services").glob("*/pyproject.toml"))
+    return [ROOT / "libs" / "puppet-runtime", *built]
 
 
 def say(message: str) -> None:
@@ -209,7 +212,7 @@ def lint(_: argparse.Namespace) -> None:
 
 def test(args: argparse.Namespace) -> None:
     """pytest for the runtime, the chosen services (all by default) and the cross-service tests."""
-    chosen = args.services or services()
+    chosen = args.services or SERVICE_ORDER
     paths = [ROOT / "libs" / "puppet-runtime" / "tests"]
     paths += [ROOT / "services" / s / "tests" for s in chosen]
     if not args.services:

@@ -1,9 +1,5 @@
 """Typed service errors that the server interceptor turns into rich gRPC statuses."""
 
-# The class names mirror gRPC's canonical codes (NotFound, not NotFoundError), as in
-# google-api-core; N818 would have them all end in "Error".
-# ruff: noqa: N818
-
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence

@@ -65,7 +65,7 @@ class HashingEmbedder:
         return None
 
 
-class EmbeddingRejected(Exception):  # noqa: N818 (the name the real embedders raise)
+class EmbeddingRejected(Exception):
     """What the OpenAI embedder raises when the provider refuses its key or model."""
 
 

@@ -1,7 +1,6 @@
 """The provider port: chat messages in, one generation out, with token counts and timing."""
 
 # The error names read as outcomes (ProviderRejected), as in puppet_runtime.errors.
-# ruff: noqa: N818
 
 from __future__ import annotations
 

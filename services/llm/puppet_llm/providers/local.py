@@ -79,7 +79,7 @@ def default_threads() -> int:
     return max(1, usable_cpus() - 1)
 
 
-class _Aborted(Exception):  # noqa: N818 (internal signal, never leaves this module)
+class _Aborted(Exception):
     """The call's deadline passed or its caller went away."""
 
 

@@ -19,11 +19,11 @@ _TRANSIENT_STATUSES = frozenset({408, 409, 429})
 _MAX_DETAIL = 300
 
 
-class EmbeddingUnavailable(Exception):  # noqa: N818 (the service maps these names)
+class EmbeddingUnavailable(Exception):
     """The provider could not answer now (timeout, connection, 429 or 5xx after retries)."""
 
 
-class EmbeddingRejected(Exception):  # noqa: N818 (the service maps these names)
+class EmbeddingRejected(Exception):
     """The provider refused the request as configured (bad key, model, dimension or input)."""
 
 

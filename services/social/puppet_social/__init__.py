@@ -1,0 +1,1 @@
+"""SocialService: every write to and read from the network."""
