@@ -97,13 +97,12 @@ class SandboxNetwork:
         self, handle: str, *, after_id: str | None = None, limit: int = 50
     ) -> list[PostRecord]:
         """One account's posts, newest first; AccountNotFound for an unknown handle."""
-        caller = await self._db.run(db.resolve, handle, "", self._tiers)
-        return await self._db.run(db.page, caller.user_id, after_id, limit)
+        return await self._db.run(db.page, handle, after_id, limit)
 
     # The Network port.
 
     async def me(self, account: AccountRef) -> tuple[str, str]:
-        caller = await self._caller(account)
+        caller = await self._db.run(db.resolve, account.handle, account.user_id, self._tiers)
         return str(caller.user_id), caller.handle
 
     async def create_post(
@@ -114,31 +113,32 @@ class SandboxNetwork:
         reply_to: str | None = None,
         quote_of: str | None = None,
     ) -> Result:
-        caller = await self._caller(account)
         post, rate = await self._db.run(
-            db.write, db.create_post, caller, text, reply_to, quote_of, self._clock()
+            db.write, db.create_post, self._as(account), text, reply_to, quote_of, self._clock()
         )
         return Result(post, rate)
 
     async def delete_post(self, account: AccountRef, post_id: str) -> Result:
-        caller = await self._caller(account)
-        rate = await self._db.run(db.write, db.delete_post, caller, post_id, self._clock())
+        rate = await self._db.run(
+            db.write, db.delete_post, self._as(account), post_id, self._clock()
+        )
         return Result(rate=rate)
 
     async def like(self, account: AccountRef, post_id: str) -> Result:
-        caller = await self._caller(account)
-        rate = await self._db.run(db.write, db.react, caller, "likes", post_id, self._clock())
+        rate = await self._db.run(
+            db.write, db.react, self._as(account), "likes", post_id, self._clock()
+        )
         return Result(rate=rate)
 
     async def repost(self, account: AccountRef, post_id: str) -> Result:
-        caller = await self._caller(account)
-        rate = await self._db.run(db.write, db.react, caller, "reposts", post_id, self._clock())
+        rate = await self._db.run(
+            db.write, db.react, self._as(account), "reposts", post_id, self._clock()
+        )
         return Result(rate=rate)
 
     async def get_post(self, account: AccountRef, post_id: str) -> Result:
-        await self._caller(account)
         rate = RateInfo(db.LOOKUP)
-        post = await self._db.run(db.get_post, post_id)
+        post = await self._db.run(db.get_post, self._as(account), post_id)
         if post is None:
             raise PostNotFound(f"post {post_id} does not exist", rate)
         return Result(post, rate)
@@ -146,8 +146,7 @@ class SandboxNetwork:
     async def conversation(
         self, account: AccountRef, post_id: str, *, limit: int = 20
     ) -> Sequence[PostRecord]:
-        await self._caller(account)
-        posts = await self._db.run(db.conversation, post_id, limit)
+        posts = await self._db.run(db.conversation, self._as(account), post_id, limit)
         if posts is None:
             raise PostNotFound(f"post {post_id} does not exist", RateInfo(db.SEARCH))
         return posts
@@ -155,9 +154,10 @@ class SandboxNetwork:
     async def mentions(
         self, account: AccountRef, *, since_id: str | None = None, limit: int = 100
     ) -> tuple[Sequence[PostRecord], RateInfo | None]:
-        caller = await self._caller(account)
         limit = min(max(limit, 1), 100)
-        return await self._db.run(db.write, db.mentions, caller, since_id, limit, self._clock())
+        return await self._db.run(
+            db.write, db.mentions, self._as(account), since_id, limit, self._clock()
+        )
 
-    async def _caller(self, account: AccountRef) -> db.Caller:
-        return await self._db.run(db.resolve, account.handle, account.user_id, self._tiers)
+    def _as(self, account: AccountRef) -> db.Acting:
+        return db.Acting(account, self._tiers)

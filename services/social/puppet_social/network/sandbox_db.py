@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
 from puppet_social.network import (
+    AccountRef,
     DuplicateContent,
     NetworkError,
     PostNotFound,
@@ -129,6 +130,17 @@ class Caller:
     user_id: int
     handle: str
     limits: TierLimits
+
+
+@dataclass(frozen=True, slots=True)
+class Acting:
+    """Who a port call runs as, resolved to a Caller on the database thread (same hop)."""
+
+    account: AccountRef
+    tiers: Mapping[str, TierLimits]
+
+    def resolve(self, db: sqlite3.Connection) -> Caller:
+        return resolve(db, self.account.handle, self.account.user_id, self.tiers)
 
 
 class HandleTaken(ValueError):
@@ -365,12 +377,13 @@ def _next_id(db: sqlite3.Connection, now: float) -> int:
 
 def create_post(
     db: sqlite3.Connection,
-    caller: Caller,
+    who: Acting,
     text: str,
     reply_to: str | None,
     quote_of: str | None,
     now: float,
 ) -> tuple[PostRecord, RateInfo] | NetworkError:
+    caller = who.resolve(db)
     limits = caller.limits
     rate = _spend(db, caller, POSTS, now, limits.posts_per_15min, limits.posts_per_24h)
     parent = None
@@ -415,8 +428,9 @@ def create_post(
 
 
 def delete_post(
-    db: sqlite3.Connection, caller: Caller, post_id: str, now: float
+    db: sqlite3.Connection, who: Acting, post_id: str, now: float
 ) -> RateInfo | NetworkError:
+    caller = who.resolve(db)
     rate = _spend(db, caller, DELETE, now, None)
     post = _post(db, _id(post_id))
     if post is None:
@@ -430,9 +444,10 @@ def delete_post(
 
 
 def react(
-    db: sqlite3.Connection, caller: Caller, table: str, post_id: str, now: float
+    db: sqlite3.Connection, who: Acting, table: str, post_id: str, now: float
 ) -> RateInfo | NetworkError:
     """Like or repost (table likes/reposts); doing it twice is harmless, as on X."""
+    caller = who.resolve(db)
     rate = _spend(db, caller, LIKES if table == "likes" else RETWEETS, now, None)
     if _post(db, _id(post_id)) is None:
         return PostNotFound(f"post {post_id} does not exist", rate)
@@ -440,12 +455,16 @@ def react(
     return rate
 
 
-def get_post(db: sqlite3.Connection, post_id: str) -> PostRecord | None:
+def get_post(db: sqlite3.Connection, who: Acting, post_id: str) -> PostRecord | None:
+    who.resolve(db)
     return _post(db, _id(post_id))
 
 
-def conversation(db: sqlite3.Connection, post_id: str, limit: int) -> list[PostRecord] | None:
+def conversation(
+    db: sqlite3.Connection, who: Acting, post_id: str, limit: int
+) -> list[PostRecord] | None:
     """The last `limit` posts of post_id's conversation up to and including it, oldest first."""
+    who.resolve(db)
     post = _post(db, _id(post_id))
     if post is None:
         return None
@@ -458,9 +477,10 @@ def conversation(db: sqlite3.Connection, post_id: str, limit: int) -> list[PostR
 
 
 def mentions(
-    db: sqlite3.Connection, caller: Caller, since_id: str | None, limit: int, now: float
+    db: sqlite3.Connection, who: Acting, since_id: str | None, limit: int, now: float
 ) -> tuple[list[PostRecord], RateInfo] | NetworkError:
     """Oldest first: the first `limit` after since_id, or without it the newest `limit`."""
+    caller = who.resolve(db)
     rate = _spend(db, caller, MENTIONS, now, caller.limits.mention_reads_per_15min)
     base = (
         f"SELECT {POST_COLUMNS} FROM mentioned m JOIN posts p ON p.id = m.post_id"
@@ -483,14 +503,14 @@ def mentions(
 
 
 def page(
-    db: sqlite3.Connection, author_id: int | None, after_id: str | None, limit: int
+    db: sqlite3.Connection, handle: str | None, after_id: str | None, limit: int
 ) -> list[PostRecord]:
     """Newest first; after_id is the last id of the previous page (only older posts follow)."""
     where: list[str] = []
     args: list[object] = []
-    if author_id is not None:
+    if handle is not None:
         where.append("p.author_id = ?")
-        args.append(author_id)
+        args.append(resolve(db, handle, "", {}).user_id)
     if after_id is not None:
         where.append("p.id < ?")
         args.append(_id(after_id) or 0)
