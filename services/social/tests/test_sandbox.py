@@ -11,6 +11,7 @@ from puppet_social.network import (
     AccountRef,
     DuplicateContent,
     Network,
+    NetworkError,
     PostNotFound,
     RateLimited,
     Unauthorized,
@@ -63,6 +64,8 @@ async def test_accounts_have_numeric_ids_and_unique_handles(sandbox: SandboxNetw
     for bad in ("", "a" * 16, "has space", "dash-es", "émile"):
         with pytest.raises(ValueError, match="handle"):
             await sandbox.create_account(bad)
+    with pytest.raises(ValueError, match="display_name"):
+        await sandbox.create_account("carol", display_name="x" * 51)
     with pytest.raises(ValueError, match="tier"):
         await sandbox.create_account("carol", tier="platinum")
     accounts = await sandbox.list_accounts()
@@ -129,7 +132,11 @@ async def test_ids_increase_within_one_millisecond_and_across_restarts(
     network = SandboxNetwork(path, clock=clock)
     await network.open()
     a = await network.create_account("a", tier="unlimited")
-    ids = [int((await network.create_post(a, f"p{i}")).post.id) for i in range(5)]  # type: ignore[union-attr]
+    ids = []
+    for i in range(5):
+        post = (await network.create_post(a, f"p{i}")).post
+        assert post is not None
+        ids.append(int(post.id))
     await network.close()
     clock.now -= 60  # a clock that went back must not reuse ids
     network = SandboxNetwork(path, clock=clock)
@@ -160,6 +167,32 @@ async def test_unknown_ids_are_post_not_found(sandbox: SandboxNetwork) -> None:
         with pytest.raises(PostNotFound):
             await sandbox.create_post(alice, f"quote {missing}", quote_of=missing)
     assert await sandbox.timeline() == []
+    with pytest.raises(NetworkError, match="since_id"):
+        await sandbox.mentions(alice, since_id="latest")
+
+
+async def test_unknown_accounts_are_unauthorized(sandbox: SandboxNetwork) -> None:
+    alice = await sandbox.create_account("alice")
+    post = (await sandbox.create_post(alice, "hello")).post
+    assert post is not None
+    ghost = AccountRef("ghost", user_id=alice.user_id)  # the handle decides, not the id
+    with pytest.raises(Unauthorized):
+        await sandbox.create_post(ghost, "boo")
+    with pytest.raises(Unauthorized):
+        await sandbox.create_post(AccountRef("", user_id="1"), "boo")
+    with pytest.raises(Unauthorized):
+        await sandbox.like(ghost, post.id)
+    with pytest.raises(Unauthorized):
+        await sandbox.repost(ghost, post.id)
+    with pytest.raises(Unauthorized):
+        await sandbox.delete_post(ghost, post.id)
+    with pytest.raises(Unauthorized):
+        await sandbox.get_post(ghost, post.id)
+    with pytest.raises(Unauthorized):
+        await sandbox.conversation(ghost, post.id)
+    with pytest.raises(Unauthorized):
+        await sandbox.mentions(ghost)
+    assert [p.text for p in await sandbox.timeline()] == ["hello"]
 
 
 async def test_delete_is_author_only(sandbox: SandboxNetwork) -> None:

@@ -72,11 +72,14 @@ class SandboxNetwork:
     ) -> AccountRef:
         """A new account; tier defaults to "unlimited" for the operator, else "free".
 
-        Raises ValueError for a handle that is not 1-15 of [A-Za-z0-9_] or an unknown tier,
+        Raises ValueError for a handle that is not 1-15 of [A-Za-z0-9_], a display name over 50
+        characters or an unknown tier,
         HandleTaken when another account has the handle (case-insensitively).
         """
         if not db.HANDLE.fullmatch(handle):
             raise ValueError(f"handle {handle!r} is not 1-15 characters of [A-Za-z0-9_]")
+        if len(display_name) > 50:
+            raise ValueError("display_name is longer than 50 characters")
         tier = tier or ("unlimited" if operator else "free")
         if tier not in self._tiers:
             raise ValueError(f"unknown tier {tier!r}; known: {sorted(self._tiers)}")
