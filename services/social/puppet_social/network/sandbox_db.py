@@ -313,39 +313,32 @@ def _spend(
     limit: int | None,
     day_limit: int | None = None,
 ) -> RateInfo:
-    """Count one request against the endpoint's windows; RateLimited when one is used up."""
-    info = RateInfo(endpoint)
-    spans = [(WINDOW_S, limit), (DAY_S, day_limit)]
-    states = [(span, cap, *_window(db, caller.user_id, endpoint, span, now)) for span, cap in spans]
-    exhausted = False
-    for span, cap, start, used in states:
+    """Count one request against the endpoint's 15-minute and 24-hour windows, as X does.
+
+    The answer is what X's x-rate-limit-* and x-user-limit-24hour-* headers would say after the
+    call; when a window is used up the call is not counted and RateLimited carries the headroom.
+    """
+    heads: list[tuple[int | None, int | None, float | None]] = []
+    counts: list[tuple[float, float, int]] = []
+    for span, cap in ((WINDOW_S, limit), (DAY_S, day_limit)):
         if cap is None:
+            heads.append((None, None, None))
             continue
-        exhausted = exhausted or used >= cap
-        if span == WINDOW_S:
-            info = RateInfo(endpoint, cap, cap - used, start + span)
-        else:
-            info = RateInfo(
-                endpoint, info.limit, info.remaining, info.reset_at, cap, cap - used, start + span
-            )
-    if exhausted:
+        start, used = _window(db, caller.user_id, endpoint, span, now)
+        heads.append((cap, cap - used, start + span))
+        counts.append((span, start, used))
+    (cap, left, reset), (day_cap, day_left, day_reset) = heads
+    if (left is not None and left <= 0) or (day_left is not None and day_left <= 0):
+        info = RateInfo(endpoint, cap, left, reset, day_cap, day_left, day_reset)
         raise RateLimited(f"rate limit exceeded on {endpoint}", info)
-    for span, cap, start, used in states:
-        if cap is None:
-            continue
+    for span, start, used in counts:
         db.execute(
             "INSERT OR REPLACE INTO windows VALUES (?, ?, ?, ?, ?)",
             (caller.user_id, endpoint, span, start, used + 1),
         )
-    return RateInfo(
-        endpoint,
-        info.limit,
-        None if info.remaining is None else info.remaining - 1,
-        info.reset_at,
-        info.day_limit,
-        None if info.day_remaining is None else info.day_remaining - 1,
-        info.day_reset_at,
-    )
+    left = None if left is None else left - 1
+    day_left = None if day_left is None else day_left - 1
+    return RateInfo(endpoint, cap, left, reset, day_cap, day_left, day_reset)
 
 
 def _post(db: sqlite3.Connection, post_id: int | None) -> PostRecord | None:
@@ -437,9 +430,9 @@ def delete_post(
         return PostNotFound(f"post {post_id} does not exist", rate)
     if post.author_id != str(caller.user_id):
         return Unauthorized("You are not allowed to delete a Tweet you did not author.", rate)
-    for table, column in (("posts", "id"), ("mentioned", "post_id"), ("likes", "post_id")):
-        db.execute(f"DELETE FROM {table} WHERE {column} = ?", (int(post.id),))
-    db.execute("DELETE FROM reposts WHERE post_id = ?", (int(post.id),))
+    db.execute("DELETE FROM posts WHERE id = ?", (int(post.id),))
+    for table in ("mentioned", "likes", "reposts"):
+        db.execute(f"DELETE FROM {table} WHERE post_id = ?", (int(post.id),))
     return rate
 
 
