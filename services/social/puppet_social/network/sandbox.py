@@ -73,8 +73,8 @@ class SandboxNetwork:
         """A new account; tier defaults to "unlimited" for the operator, else "free".
 
         Raises ValueError for a handle that is not 1-15 of [A-Za-z0-9_], a display name over 50
-        characters or an unknown tier,
-        HandleTaken when another account has the handle (case-insensitively).
+        characters or an unknown tier; HandleTaken (a ValueError) when another account has the
+        handle, compared case-insensitively.
         """
         if not db.HANDLE.fullmatch(handle):
             raise ValueError(f"handle {handle!r} is not 1-15 characters of [A-Za-z0-9_]")
