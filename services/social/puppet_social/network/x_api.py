@@ -84,7 +84,9 @@ def _not_found(errors: Sequence[Mapping[str, Any]]) -> bool:
 
 
 def _record(post: Mapping[str, Any], users: Mapping[str, str]) -> PostRecord:
-    refs = {r.get("type"): str(r.get("id")) for r in post.get("referenced_tweets") or []}
+    # The wire says referenced_tweets; spec 2.167 renamed it referenced_posts: accept both.
+    raw_refs = post.get("referenced_tweets") or post.get("referenced_posts") or []
+    refs = {r.get("type"): str(r.get("id")) for r in raw_refs}
     mentions = (post.get("entities") or {}).get("mentions") or []
     author_id = str(post.get("author_id", ""))
     created = post.get("created_at")
