@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 from google.protobuf.message import Message
 from puppet.llm.v1 import llm_service_pb2 as pb
 from puppet.llm.v1 import llm_service_pb2_grpc as rpc
-from puppet_runtime import Context
+from puppet_runtime import Context, paging
 
-from puppet_llm import convert, errors, paging, validation
+from puppet_llm import convert, errors, validation
 from puppet_llm.budgets import DAY_US, now_us
 from puppet_llm.domain import LlmDomain, Result
 from puppet_llm.failures import (

@@ -9,9 +9,7 @@ from typing import Any
 
 from google.protobuf import timestamp_pb2
 from puppet.llm.v1 import llm_pb2
-from puppet_runtime import FieldViolation, InvalidArgument
-
-from puppet_llm import paging
+from puppet_runtime import FieldViolation, InvalidArgument, paging
 
 AGENT = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 HANDLE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")

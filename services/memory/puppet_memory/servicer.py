@@ -8,9 +8,9 @@ from typing import Any
 
 from puppet.memory.v1 import memory_service_pb2 as pb
 from puppet.memory.v1 import memory_service_pb2_grpc as rpc
-from puppet_runtime import Context
+from puppet_runtime import Context, paging
 
-from puppet_memory import convert, errors, paging, parse
+from puppet_memory import convert, errors, parse
 from puppet_memory.domain import EmbedderError, MemoryDomain
 from puppet_memory.store import (
     BudgetExhaustedError,

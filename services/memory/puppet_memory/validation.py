@@ -11,9 +11,8 @@ from typing import Any
 import numpy as np
 from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 from puppet.memory.v1 import memory_pb2
-from puppet_runtime import FieldViolation, InvalidArgument
+from puppet_runtime import FieldViolation, InvalidArgument, paging
 
-from puppet_memory import paging
 from puppet_memory.store import Channel, Kind, Vector
 
 AGENT = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")

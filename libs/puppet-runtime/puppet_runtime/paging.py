@@ -1,4 +1,4 @@
-"""Opaque page tokens: a cursor bound to the query it came from (no replay elsewhere)."""
+"""Opaque page tokens shared by every List RPC: a cursor bound to the query it came from."""
 
 from __future__ import annotations
 
