@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Protocol, runtime_checkable
 
 from puppet_social.network import (
@@ -97,6 +97,22 @@ class Outbox:
         """needs_review -> rejected; None if the item is not awaiting review."""
         change = Change(error_reason=reason)
         return await self._move(item_id, State.NEEDS_REVIEW, State.REJECTED, change)
+
+    async def get(self, item_id: str) -> OutboxItem | None:
+        return await self._store.get(item_id)
+
+    async def items(
+        self,
+        *,
+        account: str | None = None,
+        states: Collection[State] = (),
+        after_id: str = "",
+        limit: int = 50,
+    ) -> Sequence[OutboxItem]:
+        """One page of items in creation order; after_id is the previous page's last id."""
+        return await self._store.list_items(
+            account=account, states=states, after_id=after_id, limit=limit
+        )
 
     async def send_due(self, limit: int = 50) -> int:
         """Send what is due now; the number of items that reached a final state or were retried."""
