@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Collection, Sequence
 from typing import Protocol, runtime_checkable
@@ -129,10 +130,8 @@ class Outbox:
                 await self.send_due()
             except Exception:
                 log.exception("outbox pass failed")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval_s)
-            except TimeoutError:
-                pass
 
     async def reconcile(self) -> int:
         """Settle items a crash left in sending without posting twice; how many were settled."""
@@ -210,20 +209,22 @@ class Outbox:
             # Likes, reposts and deletes are idempotent on the network: sending again is safe.
             return await self._requeue(item)
         if not isinstance(self._network, PostHistory):
-            change = Change(error_reason="SEND_UNCERTAIN")
-            return int(await self._move(item.id, State.SENDING, State.NEEDS_REVIEW, change) is not None)
+            # Without the account's own posts we cannot tell: a person decides.
+            return await self._settle(
+                item, State.NEEDS_REVIEW, Change(error_reason="SEND_UNCERTAIN")
+            )
         since = (item.claimed_at or item.created_at) - CLAIM_SLACK_S
         posts = await self._network.recent_posts(self._account_ref(item.account), since=since)
         for post in posts:
             if _same(item, post):
-                change = Change(network_post_id=post.id)
-                moved = await self._move(item.id, State.SENDING, State.SENT, change)
-                return int(moved is not None)
+                return await self._settle(item, State.SENT, Change(network_post_id=post.id))
         return await self._requeue(item)
 
     async def _requeue(self, item: OutboxItem) -> int:
-        change = Change(next_attempt_at=self._clock())
-        return int(await self._move(item.id, State.SENDING, State.QUEUED, change) is not None)
+        return await self._settle(item, State.QUEUED, Change(next_attempt_at=self._clock()))
+
+    async def _settle(self, item: OutboxItem, to: State, change: Change) -> int:
+        return int(await self._move(item.id, State.SENDING, to, change) is not None)
 
 
 def _same(item: OutboxItem, post: PostRecord) -> bool:

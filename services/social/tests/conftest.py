@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 from puppet_runtime.testing import free_port
 from puppet_social.network.sandbox import SandboxNetwork, TierLimits
 from puppet_social.store import OutboxStore
 from puppet_social.store.mongo import MongoStore
 from puppet_social.store.sqlite import SqliteStore
+from pymongo import AsyncMongoClient
 
 T0 = 1_800_000_000.0
 TINY = TierLimits(posts_per_15min=2, posts_per_24h=None, mention_reads_per_15min=None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Protocol
 
 import pytest
@@ -27,10 +27,10 @@ class FakeClock(Protocol):
 @pytest.fixture
 async def outbox(
     sqlite_store: SqliteStore, sandbox: SandboxNetwork, clock: Callable[[], float]
-) -> AsyncIterator[Outbox]:
+) -> Outbox:
     await sandbox.create_account("alice", tier="unlimited")
     planner = RatePlanner(sqlite_store, clock, POLICIES)
-    yield Outbox(sqlite_store, sandbox, planner, clock)
+    return Outbox(sqlite_store, sandbox, planner, clock)
 
 
 async def test_repeated_request_ids_post_once(outbox: Outbox, sandbox: SandboxNetwork) -> None:
@@ -93,7 +93,7 @@ async def test_duplicate_content_fails_and_is_never_retried(
     outbox: Outbox, sandbox: SandboxNetwork, clock: FakeClock
 ) -> None:
     await sandbox.create_post(AccountRef("alice"), "same words")
-    item, _ = await outbox.enqueue("alice", "r1", Action.POST, text="same words")
+    await outbox.enqueue("alice", "r1", Action.POST, text="same words")
     assert await outbox.send_due() == 1
     clock.now += 3600
     assert await outbox.send_due() == 0

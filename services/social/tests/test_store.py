@@ -58,7 +58,9 @@ async def test_due_and_pages(store: OutboxStore) -> None:
     ids = []
     for n in range(5):
         state = State.NEEDS_REVIEW if n == 4 else State.QUEUED
-        item, _ = await store.create(NewItem("alice", f"r{n}", Action.POST, f"t{n}", "", state), T0 + n)
+        item, _ = await store.create(
+            NewItem("alice", f"r{n}", Action.POST, f"t{n}", "", state), T0 + n
+        )
         ids.append(item.id)
     later = Change(next_attempt_at=T0 + 100)
     assert await store.transition(ids[0], State.QUEUED, State.QUEUED, T0 + 5, later) is not None

@@ -104,6 +104,9 @@ class Change:
     add_attempt: bool = False
 
 
+NO_CHANGE = Change()
+
+
 @dataclass(frozen=True, slots=True)
 class RateWindow:
     """The last headroom seen for one (account, endpoint), from a RateInfo."""
@@ -152,7 +155,7 @@ class OutboxStore(Protocol):
     async def get(self, item_id: str) -> OutboxItem | None: ...
 
     async def transition(
-        self, item_id: str, expected: State, to: State, now: float, change: Change = Change()
+        self, item_id: str, expected: State, to: State, now: float, change: Change = NO_CHANGE
     ) -> OutboxItem | None:
         """Compare-and-set: the updated row, or None if the row is missing or not `expected`.
 

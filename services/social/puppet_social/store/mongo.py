@@ -11,6 +11,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from puppet_social.store import (
+    NO_CHANGE,
     Action,
     Change,
     NewItem,
@@ -34,7 +35,7 @@ def _doc(item: OutboxItem) -> Doc:
 
 
 def _item(doc: Doc) -> OutboxItem:
-    values = {f.name: doc.get("_id" if f.name == "id" else f.name) for f in fields(OutboxItem)}
+    values: Doc = {f.name: doc["_id" if f.name == "id" else f.name] for f in fields(OutboxItem)}
     values["action"] = Action(values["action"])
     values["state"] = State(values["state"])
     return OutboxItem(**values)
@@ -82,7 +83,7 @@ class MongoStore:
         return None if doc is None else _item(doc)
 
     async def transition(
-        self, item_id: str, expected: State, to: State, now: float, change: Change = Change()
+        self, item_id: str, expected: State, to: State, now: float, change: Change = NO_CHANGE
     ) -> OutboxItem | None:
         check_transition(expected, to)
         sets: Doc = {"state": str(to), "updated_at": now}

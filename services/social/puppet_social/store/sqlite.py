@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
 from puppet_social.store import (
+    NO_CHANGE,
     Action,
     Change,
     NewItem,
@@ -223,7 +224,7 @@ class SqliteStore:
         return await self._run(_select, item_id)
 
     async def transition(
-        self, item_id: str, expected: State, to: State, now: float, change: Change = Change()
+        self, item_id: str, expected: State, to: State, now: float, change: Change = NO_CHANGE
     ) -> OutboxItem | None:
         check_transition(expected, to)
         return await self._run(_transition, item_id, expected, to, now, change)
