@@ -102,6 +102,10 @@ class SandboxNetwork:
         """One account's posts, newest first; AccountNotFound for an unknown handle."""
         return await self._db.run(db.page, handle, after_id, limit)
 
+    async def recent_posts(self, account: AccountRef, *, since: float) -> list[PostRecord]:
+        """The account's posts created at or after since (Unix seconds), oldest first."""
+        return await self._db.run(db.recent_posts, self._as(account), since)
+
     # The Network port.
 
     async def me(self, account: AccountRef) -> tuple[str, str]:

@@ -495,6 +495,16 @@ def mentions(
     return [_record(row) for row in rows], rate
 
 
+def recent_posts(db: sqlite3.Connection, who: Acting, since: float) -> list[PostRecord]:
+    caller = who.resolve(db)
+    rows = db.execute(
+        f"SELECT {POST_COLUMNS} FROM {POST_FROM} WHERE p.author_id = ? AND p.created_at >= ?"
+        " ORDER BY p.id",
+        (caller.user_id, since),
+    ).fetchall()
+    return [_record(row) for row in rows]
+
+
 def page(
     db: sqlite3.Connection, handle: str | None, after_id: str | None, limit: int
 ) -> list[PostRecord]:

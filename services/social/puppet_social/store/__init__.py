@@ -1,0 +1,187 @@
+"""The outbox store port: outbox rows, their state machine and persisted rate-limit windows."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+
+class State(StrEnum):
+    """Where an outbox item is in its life; sent, failed and rejected are final."""
+
+    QUEUED = "queued"
+    NEEDS_REVIEW = "needs_review"
+    APPROVED = "approved"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    REJECTED = "rejected"
+
+
+class Action(StrEnum):
+    """What an outbox item does on the network."""
+
+    POST = "post"
+    REPLY = "reply"
+    QUOTE = "quote"
+    DELETE = "delete"
+    LIKE = "like"
+    REPOST = "repost"
+
+
+POSTING = frozenset({Action.POST, Action.REPLY, Action.QUOTE})
+"""Actions that create a post (and count against the 24-hour post cap)."""
+
+TRANSITIONS: dict[State, frozenset[State]] = {
+    # queued/approved -> itself only reschedules (next_attempt_at); sending -> queued is a retry.
+    State.QUEUED: frozenset({State.QUEUED, State.SENDING}),
+    State.NEEDS_REVIEW: frozenset({State.APPROVED, State.REJECTED}),
+    State.APPROVED: frozenset({State.APPROVED, State.SENDING}),
+    State.SENDING: frozenset({State.SENT, State.FAILED, State.QUEUED, State.NEEDS_REVIEW}),
+    State.SENT: frozenset(),
+    State.FAILED: frozenset(),
+    State.REJECTED: frozenset(),
+}
+
+
+class InvalidTransition(ValueError):
+    """The state machine does not allow this move."""
+
+
+def check_transition(current: State, to: State) -> None:
+    if to not in TRANSITIONS[current]:
+        raise InvalidTransition(f"outbox item cannot go from {current} to {to}")
+
+
+def new_id(now: float) -> str:
+    """A sortable item id: microseconds since the epoch in hex, then 32 random bits."""
+    return f"{int(now * 1_000_000):014x}{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True, slots=True)
+class NewItem:
+    """What enqueue asks the store to create."""
+
+    account: str
+    request_id: str
+    action: Action
+    text: str = ""
+    target_post_id: str = ""
+    state: State = State.QUEUED
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One outbox row; times are Unix seconds."""
+
+    id: str
+    account: str
+    request_id: str
+    action: Action
+    text: str
+    target_post_id: str
+    state: State
+    attempts: int
+    next_attempt_at: float
+    network_post_id: str
+    error_reason: str
+    claimed_at: float | None
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """Fields a transition sets besides the state; None leaves a field as it is."""
+
+    next_attempt_at: float | None = None
+    network_post_id: str | None = None
+    error_reason: str | None = None
+    claimed_at: float | None = None
+    add_attempt: bool = False
+
+
+NO_CHANGE = Change()
+
+
+@dataclass(frozen=True, slots=True)
+class RateWindow:
+    """The last headroom seen for one (account, endpoint), from a RateInfo."""
+
+    account: str
+    endpoint: str
+    limit: int | None
+    remaining: int | None
+    reset_at: float | None
+    day_limit: int | None
+    day_remaining: int | None
+    day_reset_at: float | None
+    updated_at: float
+
+
+def created_item(new: NewItem, now: float) -> OutboxItem:
+    return OutboxItem(
+        id=new_id(now),
+        account=new.account,
+        request_id=new.request_id,
+        action=new.action,
+        text=new.text,
+        target_post_id=new.target_post_id,
+        state=new.state,
+        attempts=0,
+        next_attempt_at=now,
+        network_post_id="",
+        error_reason="",
+        claimed_at=None,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+class OutboxStore(Protocol):
+    """Persistence of the outbox; every method is one atomic step."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def create(self, new: NewItem, now: float) -> tuple[OutboxItem, bool]:
+        """The new row and True, or the existing row of (account, request_id) and False."""
+        ...
+
+    async def get(self, item_id: str) -> OutboxItem | None: ...
+
+    async def transition(
+        self, item_id: str, expected: State, to: State, now: float, change: Change = NO_CHANGE
+    ) -> OutboxItem | None:
+        """Compare-and-set: the updated row, or None if the row is missing or not `expected`.
+
+        Raises InvalidTransition when the state machine forbids expected -> to.
+        """
+        ...
+
+    async def due(self, now: float, limit: int) -> Sequence[OutboxItem]:
+        """Queued or approved rows with next_attempt_at <= now, soonest first."""
+        ...
+
+    async def list_items(
+        self,
+        *,
+        account: str | None = None,
+        states: Collection[State] = (),
+        after_id: str = "",
+        limit: int = 50,
+    ) -> Sequence[OutboxItem]:
+        """Rows by id (creation order); after_id is the last id of the previous page."""
+        ...
+
+    async def count_sent(self, account: str, actions: Collection[Action], since: float) -> int:
+        """Rows of the account with one of `actions` that became sent at or after `since`."""
+        ...
+
+    async def get_window(self, account: str, endpoint: str) -> RateWindow | None: ...
+
+    async def put_window(self, window: RateWindow) -> None: ...

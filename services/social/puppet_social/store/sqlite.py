@@ -1,0 +1,252 @@
+"""SQLite adapter of the outbox store: stdlib sqlite3 on one dedicated thread, one hop per call."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import astuple
+from functools import partial
+from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
+
+from puppet_social.store import (
+    NO_CHANGE,
+    Action,
+    Change,
+    NewItem,
+    OutboxItem,
+    RateWindow,
+    State,
+    check_transition,
+    created_item,
+)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    text TEXT NOT NULL,
+    target_post_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt_at REAL NOT NULL,
+    network_post_id TEXT NOT NULL,
+    error_reason TEXT NOT NULL,
+    claimed_at REAL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    UNIQUE (account, request_id)
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS outbox_account ON outbox (account, state, id);
+CREATE TABLE IF NOT EXISTS rate_windows (
+    account TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    "limit" INTEGER,
+    remaining INTEGER,
+    reset_at REAL,
+    day_limit INTEGER,
+    day_remaining INTEGER,
+    day_reset_at REAL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (account, endpoint)
+) WITHOUT ROWID;
+"""
+COLUMNS = (
+    "id, account, request_id, action, text, target_post_id, state, attempts, next_attempt_at,"
+    " network_post_id, error_reason, claimed_at, created_at, updated_at"
+)
+
+
+def _item(row: tuple[object, ...]) -> OutboxItem:
+    values = list(row)
+    values[3] = Action(str(values[3]))
+    values[6] = State(str(values[6]))
+    return OutboxItem(*values)  # type: ignore[arg-type]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # Autocommit mode: each write below is a single statement or runs in BEGIN IMMEDIATE.
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(SCHEMA)
+    return db
+
+
+def _select(db: sqlite3.Connection, item_id: str) -> OutboxItem | None:
+    row = db.execute(f"SELECT {COLUMNS} FROM outbox WHERE id = ?", (item_id,)).fetchone()
+    return None if row is None else _item(row)
+
+
+def _create(db: sqlite3.Connection, new: NewItem, now: float) -> tuple[OutboxItem, bool]:
+    item = created_item(new, now)
+    marks = ", ".join("?" * len(COLUMNS.split(",")))
+    cursor = db.execute(
+        f"INSERT INTO outbox ({COLUMNS}) VALUES ({marks}) ON CONFLICT DO NOTHING", astuple(item)
+    )
+    if cursor.rowcount == 1:
+        return item, True
+    row = db.execute(
+        f"SELECT {COLUMNS} FROM outbox WHERE account = ? AND request_id = ?",
+        (new.account, new.request_id),
+    ).fetchone()
+    return _item(row), False
+
+
+def _transition(
+    db: sqlite3.Connection, item_id: str, expected: State, to: State, now: float, change: Change
+) -> OutboxItem | None:
+    sets = ["state = ?", "updated_at = ?"]
+    args: list[object] = [str(to), now]
+    for name in ("next_attempt_at", "network_post_id", "error_reason", "claimed_at"):
+        value = getattr(change, name)
+        if value is not None:
+            sets.append(f"{name} = ?")
+            args.append(value)
+    if change.add_attempt:
+        sets.append("attempts = attempts + 1")
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        cursor = db.execute(
+            f"UPDATE outbox SET {', '.join(sets)} WHERE id = ? AND state = ?",
+            (*args, item_id, str(expected)),
+        )
+        item = _select(db, item_id) if cursor.rowcount == 1 else None
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return item
+
+
+def _due(db: sqlite3.Connection, now: float, limit: int) -> list[OutboxItem]:
+    rows = db.execute(
+        f"SELECT {COLUMNS} FROM outbox WHERE state IN (?, ?) AND next_attempt_at <= ?"
+        " ORDER BY next_attempt_at, id LIMIT ?",
+        (str(State.QUEUED), str(State.APPROVED), now, limit),
+    ).fetchall()
+    return [_item(row) for row in rows]
+
+
+def _list(
+    db: sqlite3.Connection,
+    account: str | None,
+    states: Collection[State],
+    after_id: str,
+    limit: int,
+) -> list[OutboxItem]:
+    where, args = ["id > ?"], [after_id]
+    if account is not None:
+        where.append("account = ?")
+        args.append(account)
+    if states:
+        where.append(f"state IN ({', '.join('?' * len(states))})")
+        args.extend(str(s) for s in states)
+    rows = db.execute(
+        f"SELECT {COLUMNS} FROM outbox WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
+        (*args, max(limit, 0)),
+    ).fetchall()
+    return [_item(row) for row in rows]
+
+
+def _count_sent(
+    db: sqlite3.Connection, account: str, actions: Collection[Action], since: float
+) -> int:
+    if not actions:
+        return 0
+    marks = ", ".join("?" * len(actions))
+    (count,) = db.execute(
+        f"SELECT COUNT(*) FROM outbox WHERE account = ? AND state = ? AND updated_at >= ?"
+        f" AND action IN ({marks})",
+        (account, str(State.SENT), since, *(str(a) for a in actions)),
+    ).fetchone()
+    return int(count)
+
+
+def _get_window(db: sqlite3.Connection, account: str, endpoint: str) -> RateWindow | None:
+    row = db.execute(
+        "SELECT * FROM rate_windows WHERE account = ? AND endpoint = ?", (account, endpoint)
+    ).fetchone()
+    return None if row is None else RateWindow(*row)
+
+
+def _put_window(db: sqlite3.Connection, window: RateWindow) -> None:
+    marks = ", ".join("?" * 9)
+    db.execute(f"INSERT OR REPLACE INTO rate_windows VALUES ({marks})", astuple(window))
+
+
+class SqliteStore:
+    """The outbox store in one SQLite file; calls are serialised on the connection's thread."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._pool: ThreadPoolExecutor | None = None
+        self._db: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="social-store")
+        self._db = await asyncio.get_running_loop().run_in_executor(
+            self._pool, _connect, self._path
+        )
+
+    async def close(self) -> None:
+        pool, db = self._pool, self._db
+        self._pool = self._db = None
+        if pool is None:
+            return
+        if db is not None:
+            await asyncio.get_running_loop().run_in_executor(pool, db.close)
+        await asyncio.to_thread(pool.shutdown, True)
+
+    async def _run(
+        self,
+        work: Callable[Concatenate[sqlite3.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        if self._pool is None or self._db is None:
+            raise RuntimeError("SqliteStore is not open")
+        call = partial(work, self._db, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+
+    async def create(self, new: NewItem, now: float) -> tuple[OutboxItem, bool]:
+        return await self._run(_create, new, now)
+
+    async def get(self, item_id: str) -> OutboxItem | None:
+        return await self._run(_select, item_id)
+
+    async def transition(
+        self, item_id: str, expected: State, to: State, now: float, change: Change = NO_CHANGE
+    ) -> OutboxItem | None:
+        check_transition(expected, to)
+        return await self._run(_transition, item_id, expected, to, now, change)
+
+    async def due(self, now: float, limit: int) -> Sequence[OutboxItem]:
+        return await self._run(_due, now, limit)
+
+    async def list_items(
+        self,
+        *,
+        account: str | None = None,
+        states: Collection[State] = (),
+        after_id: str = "",
+        limit: int = 50,
+    ) -> Sequence[OutboxItem]:
+        return await self._run(_list, account, tuple(states), after_id, limit)
+
+    async def count_sent(self, account: str, actions: Collection[Action], since: float) -> int:
+        return await self._run(_count_sent, account, tuple(actions), since)
+
+    async def get_window(self, account: str, endpoint: str) -> RateWindow | None:
+        return await self._run(_get_window, account, endpoint)
+
+    async def put_window(self, window: RateWindow) -> None:
+        await self._run(_put_window, window)
