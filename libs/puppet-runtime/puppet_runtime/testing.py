@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
+import subprocess
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
@@ -17,7 +20,14 @@ from puppet_runtime.interceptors import ErrorInterceptor, RequestIdInterceptor
 from puppet_runtime.server import ServiceSpec, StartedServer, started_server
 from puppet_runtime.settings import ServiceSettings
 
-__all__ = ["free_port", "running", "serve_servicer", "status_of", "wait_serving"]
+__all__ = [
+    "free_port",
+    "mongo_wire_server",
+    "running",
+    "serve_servicer",
+    "status_of",
+    "wait_serving",
+]
 
 _DETAILS_KEY = "grpc-status-details-bin"
 
@@ -28,6 +38,42 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+@contextmanager
+def mongo_wire_server(work: Path, *, start_timeout_s: float = 20.0) -> Iterator[str]:
+    """A MongoDB wire-protocol server (nx-27017, from PyPI) on 127.0.0.1; yields its URI.
+
+    Each logical database is its own file under ``work``, so a fresh database name per test
+    isolates tests. Stores under test talk to it with the real driver over a real socket.
+
+    Args:
+        work: Directory for the server's data, pid and log files.
+        start_timeout_s: How long to wait for the port to accept connections.
+    """
+    executable = shutil.which("nx-27017")
+    if executable is None:
+        raise RuntimeError("nx-27017 is not installed (it is in the workspace's dev group)")
+    port = free_port()
+    log = work / "nx.log"
+    command = [executable, "--host", "127.0.0.1", "-p", str(port), "--data-dir", str(work)]
+    command += ["--pid-file", str(work / "nx.pid"), "--log-file", str(log)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + start_timeout_s
+        while not _accepts(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"nx-27017 did not start; see {log}")
+            time.sleep(0.05)
+        yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 async def wait_serving(

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -28,7 +25,7 @@ from puppet_llm.settings import LlmSettings
 from puppet_llm.store import LlmStore
 from puppet_llm.store.mongo import MongoStore
 from puppet_llm.store.sqlite import SqliteStore
-from puppet_runtime.testing import free_port, running
+from puppet_runtime.testing import mongo_wire_server, running
 
 if TYPE_CHECKING:
     from puppet.llm.v1.llm_service_pb2_grpc import LlmServiceAsyncStub
@@ -194,37 +191,8 @@ def scripted() -> type[ScriptedProvider]:
 @pytest.fixture(scope="session")
 def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An nx-27017 MongoDB wire-protocol server for the whole session."""
-    work = tmp_path_factory.mktemp("nx")
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            "nx-27017",
-            "--host",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "--data-dir",
-            "memory",
-            "--pid-file",
-            str(work / "nx.pid"),
-            "--log-file",
-            str(work / "nx.log"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 20
-    while True:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"nx-27017 did not start; see {work / 'nx.log'}")
-        time.sleep(0.05)
-    yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
-    proc.terminate()
-    proc.wait(timeout=10)
+    with mongo_wire_server(tmp_path_factory.mktemp("nx")) as uri:
+        yield uri
 
 
 StoreFactory = Callable[[], LlmStore]

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -22,7 +19,7 @@ from puppet_memory.settings import MemorySettings
 from puppet_memory.store import MemoryStore
 from puppet_memory.store.mongo import MongoStore
 from puppet_memory.store.sqlite import SqliteStore
-from puppet_runtime.testing import free_port, running
+from puppet_runtime.testing import mongo_wire_server, running
 
 if TYPE_CHECKING:
     from puppet.memory.v1.memory_service_pb2_grpc import MemoryServiceAsyncStub
@@ -101,37 +98,8 @@ def broken_embedders() -> dict[str, HashingEmbedder]:
 @pytest.fixture(scope="session")
 def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An nx-27017 MongoDB wire-protocol server for the whole session."""
-    work = tmp_path_factory.mktemp("nx")
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            "nx-27017",
-            "--host",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "--db",
-            "memory",
-            "--pid-file",
-            str(work / "nx.pid"),
-            "--log-file",
-            str(work / "nx.log"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 20
-    while True:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"nx-27017 did not start; see {work / 'nx.log'}")
-        time.sleep(0.05)
-    yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
-    proc.terminate()
-    proc.wait(timeout=10)
+    with mongo_wire_server(tmp_path_factory.mktemp("nx")) as uri:
+        yield uri
 
 
 StoreFactory = Callable[[], MemoryStore]

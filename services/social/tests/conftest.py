@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from puppet_runtime.testing import free_port
+from puppet_runtime.testing import mongo_wire_server
 from puppet_social.network.sandbox import SandboxNetwork, TierLimits
 from puppet_social.store import OutboxStore
 from puppet_social.store.mongo import MongoStore
@@ -40,37 +37,8 @@ def clock() -> Clock:
 @pytest.fixture(scope="session")
 def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An nx-27017 MongoDB wire-protocol server for the whole session."""
-    work = tmp_path_factory.mktemp("nx")
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            "nx-27017",
-            "--host",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "--db",
-            str(work / "nx.db"),
-            "--pid-file",
-            str(work / "nx.pid"),
-            "--log-file",
-            str(work / "nx.log"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 20
-    while True:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"nx-27017 did not start; see {work / 'nx.log'}")
-        time.sleep(0.05)
-    yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
-    proc.terminate()
-    proc.wait(timeout=10)
+    with mongo_wire_server(tmp_path_factory.mktemp("nx")) as uri:
+        yield uri
 
 
 StoreFactory = Callable[[], OutboxStore]
