@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from types import ModuleType
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
@@ -22,6 +25,7 @@ from puppet_runtime.settings import ServiceSettings
 
 __all__ = [
     "free_port",
+    "load_sibling",
     "mongo_wire_server",
     "running",
     "serve_servicer",
@@ -38,6 +42,29 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def load_sibling(test_file: str, name: str) -> ModuleType:
+    """Import helper module ``name`` that sits beside ``test_file`` (a fake server, say).
+
+    Test folders are not packages and pytest runs with ``--import-mode=importlib``, so a helper
+    is loaded by path, once per test folder, under a name unique to its service.
+
+    Args:
+        test_file: The caller's ``__file__``.
+        name: The helper's module name, without ``.py``.
+    """
+    folder = Path(test_file).resolve().parent
+    unique = f"{folder.parent.name}_tests_{name}".replace("-", "_")
+    if unique in sys.modules:
+        return sys.modules[unique]
+    spec = importlib.util.spec_from_file_location(unique, folder / f"{name}.py")
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no helper module {name!r} beside {test_file}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[unique] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 @contextmanager

@@ -46,6 +46,7 @@ def test_testing_kit_names():
 
     assert sorted(testing.__all__) == [
         "free_port",
+        "load_sibling",
         "mongo_wire_server",
         "running",
         "serve_servicer",

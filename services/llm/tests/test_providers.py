@@ -11,8 +11,7 @@ import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -28,25 +27,12 @@ from puppet_llm.providers._retry import Backoff, retry_after_s
 from puppet_llm.providers.fake import FakeProvider
 from puppet_llm.providers.local import LocalProvider, smollm2_gguf_path
 from puppet_llm.providers.openai import GROK_BASE_URL, OpenAIProvider, grok_provider
-
-
-def _load_helper(name: str) -> ModuleType:
-    """Import a sibling helper module (tests/ is not a package and not on sys.path)."""
-    spec = importlib.util.spec_from_file_location(
-        f"llm_tests_{name}", Path(__file__).with_name(f"{name}.py")
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
+from puppet_runtime.testing import load_sibling
 
 if TYPE_CHECKING:
     from tests import fake_chat
 else:
-    fake_chat = _load_helper("fake_chat")
+    fake_chat = load_sibling(__file__, "fake_chat")
 
 KEY = "sk-test-0123456789abcdefSECRET"
 MESSAGES = [

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -16,26 +13,14 @@ from puppet.memory.v1 import memory_service_pb2 as pb
 from puppet.memory.v1 import memory_service_pb2_grpc as rpc
 from puppet_memory.server import build
 from puppet_memory.settings import MemorySettings
-from puppet_runtime.testing import running, status_of
+from puppet_runtime.testing import load_sibling, running, status_of
 
 if TYPE_CHECKING:
     from puppet.memory.v1.memory_service_pb2_grpc import MemoryServiceAsyncStub as Stub
 
     from tests import fake_openai
 else:
-
-    def _load_helper(name: str) -> ModuleType:
-        spec = importlib.util.spec_from_file_location(
-            f"memory_tests_{name}", Path(__file__).with_name(f"{name}.py")
-        )
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        return module
-
-    fake_openai = _load_helper("fake_openai")
+    fake_openai = load_sibling(__file__, "fake_openai")
 
 KEY = "sk-wired-test-key-0123456789"
 FACTS = (

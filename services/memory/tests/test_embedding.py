@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import logging
 import sys
 import traceback
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,27 +16,15 @@ import pytest
 from puppet_memory.embedding import Embedder
 from puppet_memory.embedding.minilm import MiniLMEmbedder, _batches
 from puppet_memory.embedding.openai import EmbeddingRejected, EmbeddingUnavailable, OpenAIEmbedder
+from puppet_runtime.testing import load_sibling
 
 REFERENCE = Path(__file__).parent / "data" / "minilm-reference.json"
-
-
-def _load_helper(name: str) -> ModuleType:
-    """Import a sibling helper module (tests/ is not a package and not on sys.path)."""
-    spec = importlib.util.spec_from_file_location(
-        f"memory_tests_{name}", Path(__file__).with_name(f"{name}.py")
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 if TYPE_CHECKING:
     from tests import fake_openai
 else:
-    fake_openai = _load_helper("fake_openai")
+    fake_openai = load_sibling(__file__, "fake_openai")
 
 
 # --- MiniLM -----------------------------------------------------------------------------------

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import logging
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 import pytest
 from openapi_core.exceptions import OpenAPIError
+from puppet_runtime.testing import load_sibling
 from puppet_social.network import (
     AccountRef,
     Credentials,
@@ -31,19 +28,7 @@ from pydantic import SecretStr
 if TYPE_CHECKING:
     from tests import fake_x
 else:
-
-    def _load_helper(name: str) -> ModuleType:
-        spec = importlib.util.spec_from_file_location(
-            f"social_tests_{name}", Path(__file__).with_name(f"{name}.py")
-        )
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        return module
-
-    fake_x = _load_helper("fake_x")
+    fake_x = load_sibling(__file__, "fake_x")
 
 
 @pytest.fixture
