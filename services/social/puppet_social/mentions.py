@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from puppet_social.network import AccountRef, Network, NetworkError, RateLimited
@@ -160,7 +160,9 @@ class MentionPoller:
             account=account, after_id=after_id, before_id=before_id, limit=limit, newest_first=True
         )
 
-    async def subscribe(self, account: str | None, after_id: str | None) -> AsyncIterator[Mention]:
+    async def subscribe(
+        self, account: str | None, after_id: str | None
+    ) -> AsyncGenerator[Mention, None]:
         """Stored mentions newer than after_id (oldest first), then live ones, each once.
 
         account None means every account; after_id None means live mentions only. Raises
