@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
+from puppet_social.network import PostRecord
 from puppet_social.store import (
     POSTING,
     Action,
     Change,
     InvalidTransition,
+    Mention,
     NewItem,
     OutboxStore,
     RateWindow,
@@ -98,4 +102,71 @@ async def test_rate_windows_persist(store_factory: StoreFactory) -> None:
     await second.open()
     assert await second.get_window("alice", "POST /2/tweets") == window
     assert await second.get_window("alice", "GET /2/tweets/:id") is None
+    await second.close()
+
+
+def _post(post_id: str, text: str = "hi @alice", reply_to: str | None = None) -> PostRecord:
+    return PostRecord(
+        id=post_id,
+        author_id="7",
+        author_handle="bob",
+        text=text,
+        created_at=datetime(2027, 1, 15, 12, 0, 0, 123456, tzinfo=UTC),
+        conversation_id=reply_to or post_id,
+        in_reply_to_id=reply_to,
+        mentioned_handles=("alice", "carol"),
+    )
+
+
+def _name(base: str) -> str:
+    """An account name of its own per test (the MongoDB server may outlive a test's database)."""
+    return f"{base}-{uuid.uuid4().hex[:8]}"
+
+
+async def test_mentions_are_stored_once_and_ordered_numerically(store: OutboxStore) -> None:
+    alice, carol = _name("alice"), _name("carol")
+    posts = [_post("9"), _post("10", "@alice re", reply_to="9"), _post("100")]
+    added = await store.add_mentions(alice, posts, T0, keep=10)
+    assert added == [Mention(alice, post, T0) for post in posts]
+    again = await store.add_mentions(alice, [posts[1], _post("101")], T0 + 1, keep=10)
+    assert [m.post.id for m in again] == ["101"]
+    await store.add_mentions(carol, [posts[1]], T0 + 2, keep=10)
+    oldest_first = await store.list_mentions(account=alice)
+    assert [m.post.id for m in oldest_first] == ["9", "10", "100", "101"]
+    assert oldest_first[1] == Mention(alice, posts[1], T0)
+    newest = await store.list_mentions(account=alice, newest_first=True, limit=2)
+    assert [m.post.id for m in newest] == ["101", "100"]
+    page = await store.list_mentions(account=alice, newest_first=True, before_id="100")
+    assert [m.post.id for m in page] == ["10", "9"]
+    after = await store.list_mentions(account=alice, after_id="10")
+    assert [m.post.id for m in after] == ["100", "101"]
+    both = await store.list_mentions(after_id="9", before_id="100")
+    assert {(m.account, m.post.id) for m in both} == {(alice, "10"), (carol, "10")}
+
+
+async def test_mention_seen_set_is_bounded_and_still_deduplicates(store: OutboxStore) -> None:
+    alice = _name("alice")
+    await store.add_mentions(alice, [_post("1"), _post("2"), _post("3")], T0, keep=2)
+    assert [m.post.id for m in await store.list_mentions(account=alice)] == ["2", "3"]
+    again = await store.add_mentions(alice, [_post("1"), _post("3"), _post("4")], T0, keep=2)
+    assert [m.post.id for m in again] == ["4"]
+    assert [m.post.id for m in await store.list_mentions(account=alice)] == ["3", "4"]
+
+
+async def test_mention_cursor_persists(store_factory: StoreFactory) -> None:
+    alice, bob = _name("alice"), _name("bob")
+    first = store_factory()
+    await first.open()
+    assert await first.get_mention_cursor(alice) is None
+    await first.add_mentions(alice, [_post("5"), _post("6")], T0, keep=1)
+    assert await first.get_mention_cursor(alice) is None
+    await first.put_mention_cursor(alice, "6")
+    await first.put_mention_cursor(bob, "3")
+    await first.put_mention_cursor(bob, "4")
+    await first.close()
+    second = store_factory()
+    await second.open()
+    assert await second.get_mention_cursor(alice) == "6"
+    assert await second.get_mention_cursor(bob) == "4"
+    assert await second.add_mentions(alice, [_post("5"), _post("6")], T0, keep=1) == []
     await second.close()

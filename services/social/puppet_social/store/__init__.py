@@ -1,4 +1,4 @@
-"""The outbox store port: outbox rows, their state machine and persisted rate-limit windows."""
+"""The outbox store port: outbox rows, their state machine, rate-limit windows and mentions."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
+
+from puppet_social.network import PostRecord
 
 
 class State(StrEnum):
@@ -122,6 +124,20 @@ class RateWindow:
     updated_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Mention:
+    """A post that mentions `account`, as the poller stored it; received_at is Unix seconds."""
+
+    account: str
+    post: PostRecord
+    received_at: float
+
+
+def mention_key(post_id: str) -> str:
+    """A sort key that orders numeric post ids numerically (X ids fit in 20 digits)."""
+    return post_id.zfill(20)
+
+
 def created_item(new: NewItem, now: float) -> OutboxItem:
     return OutboxItem(
         id=new_id(now),
@@ -185,3 +201,31 @@ class OutboxStore(Protocol):
     async def get_window(self, account: str, endpoint: str) -> RateWindow | None: ...
 
     async def put_window(self, window: RateWindow) -> None: ...
+
+    async def add_mentions(
+        self, account: str, posts: Sequence[PostRecord], now: float, *, keep: int
+    ) -> list[Mention]:
+        """Store the posts not seen before for the account; the new ones, in input order.
+
+        Keeps the newest `keep` mentions per account; a post at or below the newest one dropped
+        (the seen floor) counts as seen, so the seen-set stays bounded and nothing repeats.
+        """
+        ...
+
+    async def list_mentions(
+        self,
+        *,
+        account: str | None = None,
+        after_id: str = "",
+        before_id: str = "",
+        limit: int = 50,
+        newest_first: bool = False,
+    ) -> Sequence[Mention]:
+        """Stored mentions (every account's for None) with after_id < post id < before_id."""
+        ...
+
+    async def get_mention_cursor(self, account: str) -> str | None:
+        """The since_id of the account's next mentions read; None before the first one."""
+        ...
+
+    async def put_mention_cursor(self, account: str, since_id: str) -> None: ...

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, fields
+from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
+from puppet_social.network import PostRecord
 from puppet_social.store import (
     NO_CHANGE,
     Action,
     Change,
+    Mention,
     NewItem,
     OutboxItem,
     RateWindow,
     State,
     check_transition,
     created_item,
+    mention_key,
 )
 
 Doc = dict[str, Any]
@@ -41,8 +45,32 @@ def _item(doc: Doc) -> OutboxItem:
     return OutboxItem(**values)
 
 
+def _mention_doc(account: str, post: PostRecord, now: float) -> Doc:
+    key = mention_key(post.id)
+    doc = asdict(post)
+    doc.update(
+        _id=f"{account}\n{key}",
+        account=account,
+        key=key,
+        created_at=post.created_at.isoformat(),
+        mentioned_handles=list(post.mentioned_handles),
+        received_at=now,
+    )
+    return doc
+
+
+def _mention(doc: Doc) -> Mention:
+    values: Doc = {f.name: doc[f.name] for f in fields(PostRecord)}
+    values["created_at"] = datetime.fromisoformat(values["created_at"])
+    values["mentioned_handles"] = tuple(values["mentioned_handles"])
+    return Mention(doc["account"], PostRecord(**values), doc["received_at"])
+
+
 class MongoStore:
-    """The outbox store in one MongoDB database (collections outbox and rate_windows)."""
+    """The outbox store in one MongoDB database.
+
+    Collections: outbox, rate_windows, mentions and mention_cursors.
+    """
 
     def __init__(self, uri: str, database: str) -> None:
         self._client: AsyncMongoClient[Doc] = AsyncMongoClient(uri, tz_aware=True)
@@ -56,11 +84,21 @@ class MongoStore:
     def _windows(self) -> AsyncCollection[Doc]:
         return self._db["rate_windows"]
 
+    @property
+    def _mentions(self) -> AsyncCollection[Doc]:
+        return self._db["mentions"]
+
+    @property
+    def _cursors(self) -> AsyncCollection[Doc]:
+        return self._db["mention_cursors"]
+
     async def open(self) -> None:
         await self._outbox.create_index(
             [("account", ASCENDING), ("request_id", ASCENDING)], unique=True
         )
         await self._outbox.create_index([("state", ASCENDING), ("next_attempt_at", ASCENDING)])
+        await self._mentions.create_index([("account", ASCENDING), ("key", ASCENDING)])
+        await self._mentions.create_index([("key", ASCENDING), ("account", ASCENDING)])
 
     async def close(self) -> None:
         await self._client.close()
@@ -145,3 +183,62 @@ class MongoStore:
     async def put_window(self, window: RateWindow) -> None:
         key = f"{window.account}\n{window.endpoint}"
         await self._windows.replace_one({"_id": key}, {"_id": key, **asdict(window)}, upsert=True)
+
+    async def add_mentions(
+        self, account: str, posts: Sequence[PostRecord], now: float, *, keep: int
+    ) -> list[Mention]:
+        cursor_doc = await self._cursors.find_one({"_id": account})
+        floor = str((cursor_doc or {}).get("seen_floor", ""))
+        added: list[Mention] = []
+        for post in posts:
+            if mention_key(post.id) <= floor:
+                continue
+            try:
+                await self._mentions.insert_one(_mention_doc(account, post, now))
+            except DuplicateKeyError:
+                continue
+            added.append(Mention(account, post, now))
+        beyond = self._mentions.find({"account": account}).sort("key", DESCENDING)
+        dropped = [doc async for doc in beyond.skip(max(keep, 0)).limit(1)]
+        if dropped:
+            last = str(dropped[0]["key"])
+            await self._mentions.delete_many({"account": account, "key": {"$lte": last}})
+            await self._cursors.update_one(
+                {"_id": account}, {"$set": {"seen_floor": max(floor, last)}}, upsert=True
+            )
+        return added
+
+    async def list_mentions(
+        self,
+        *,
+        account: str | None = None,
+        after_id: str = "",
+        before_id: str = "",
+        limit: int = 50,
+        newest_first: bool = False,
+    ) -> Sequence[Mention]:
+        if limit <= 0:
+            return []
+        query: Doc = {}
+        if account is not None:
+            query["account"] = account
+        bounds: Doc = {}
+        if after_id:
+            bounds["$gt"] = mention_key(after_id)
+        if before_id:
+            bounds["$lt"] = mention_key(before_id)
+        if bounds:
+            query["key"] = bounds
+        order = DESCENDING if newest_first else ASCENDING
+        cursor = self._mentions.find(query).sort([("key", order), ("account", order)])
+        return [_mention(doc) async for doc in cursor.limit(limit)]
+
+    async def get_mention_cursor(self, account: str) -> str | None:
+        doc = await self._cursors.find_one({"_id": account})
+        since = None if doc is None else doc.get("since_id")
+        return None if since is None else str(since)
+
+    async def put_mention_cursor(self, account: str, since_id: str) -> None:
+        await self._cursors.update_one(
+            {"_id": account}, {"$set": {"since_id": since_id}}, upsert=True
+        )

@@ -7,20 +7,24 @@ import sqlite3
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
+from puppet_social.network import PostRecord
 from puppet_social.store import (
     NO_CHANGE,
     Action,
     Change,
+    Mention,
     NewItem,
     OutboxItem,
     RateWindow,
     State,
     check_transition,
     created_item,
+    mention_key,
 )
 
 P = ParamSpec("P")
@@ -58,7 +62,32 @@ CREATE TABLE IF NOT EXISTS rate_windows (
     updated_at REAL NOT NULL,
     PRIMARY KEY (account, endpoint)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mentions (
+    account TEXT NOT NULL,
+    key TEXT NOT NULL,
+    post_id TEXT NOT NULL,
+    author_id TEXT NOT NULL,
+    author_handle TEXT NOT NULL,
+    text TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    in_reply_to_id TEXT,
+    quote_of_id TEXT,
+    mentioned_handles TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    PRIMARY KEY (account, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS mentions_key ON mentions (key, account);
+CREATE TABLE IF NOT EXISTS mention_cursors (
+    account TEXT PRIMARY KEY,
+    since_id TEXT,
+    seen_floor TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
 """
+MENTION_COLUMNS = (
+    "account, post_id, author_id, author_handle, text, created_at, conversation_id,"
+    " in_reply_to_id, quote_of_id, mentioned_handles, received_at"
+)
 COLUMNS = (
     "id, account, request_id, action, text, target_post_id, state, attempts, next_attempt_at,"
     " network_post_id, error_reason, claimed_at, created_at, updated_at"
@@ -183,6 +212,119 @@ def _put_window(db: sqlite3.Connection, window: RateWindow) -> None:
     db.execute(f"INSERT OR REPLACE INTO rate_windows VALUES ({marks})", astuple(window))
 
 
+def _mention(row: tuple[object, ...]) -> Mention:
+    account, pid, author, handle, text, created, conv, reply, quote, handles, received = row
+    post = PostRecord(
+        id=str(pid),
+        author_id=str(author),
+        author_handle=str(handle),
+        text=str(text),
+        created_at=datetime.fromisoformat(str(created)),
+        conversation_id=str(conv),
+        in_reply_to_id=None if reply is None else str(reply),
+        quote_of_id=None if quote is None else str(quote),
+        mentioned_handles=tuple(str(handles).split()),
+    )
+    assert isinstance(received, float)
+    return Mention(str(account), post, received)
+
+
+def _add_mentions(
+    db: sqlite3.Connection, account: str, posts: Sequence[PostRecord], now: float, keep: int
+) -> list[Mention]:
+    added: list[Mention] = []
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        row = db.execute(
+            "SELECT seen_floor FROM mention_cursors WHERE account = ?", (account,)
+        ).fetchone()
+        floor = "" if row is None else str(row[0])
+        for post in posts:
+            key = mention_key(post.id)
+            if key <= floor:
+                continue
+            cursor = db.execute(
+                "INSERT INTO mentions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                (
+                    account,
+                    key,
+                    post.id,
+                    post.author_id,
+                    post.author_handle,
+                    post.text,
+                    post.created_at.isoformat(),
+                    post.conversation_id,
+                    post.in_reply_to_id,
+                    post.quote_of_id,
+                    " ".join(post.mentioned_handles),
+                    now,
+                ),
+            )
+            if cursor.rowcount == 1:
+                added.append(Mention(account, post, now))
+        dropped = db.execute(
+            "SELECT key FROM mentions WHERE account = ? ORDER BY key DESC LIMIT 1 OFFSET ?",
+            (account, max(keep, 0)),
+        ).fetchone()
+        if dropped is not None:
+            db.execute("DELETE FROM mentions WHERE account = ? AND key <= ?", (account, dropped[0]))
+            db.execute(
+                "INSERT INTO mention_cursors (account, seen_floor) VALUES (?, ?)"
+                " ON CONFLICT (account) DO UPDATE SET seen_floor = excluded.seen_floor",
+                (account, max(floor, str(dropped[0]))),
+            )
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return added
+
+
+def _list_mentions(
+    db: sqlite3.Connection,
+    account: str | None,
+    after_id: str,
+    before_id: str,
+    limit: int,
+    newest_first: bool,
+) -> list[Mention]:
+    where: list[str] = []
+    args: list[object] = []
+    if account is not None:
+        where.append("account = ?")
+        args.append(account)
+    if after_id:
+        where.append("key > ?")
+        args.append(mention_key(after_id))
+    if before_id:
+        where.append("key < ?")
+        args.append(mention_key(before_id))
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    order = "DESC" if newest_first else "ASC"
+    rows = db.execute(
+        f"SELECT {MENTION_COLUMNS} FROM mentions {clause}"
+        f" ORDER BY key {order}, account {order} LIMIT ?",
+        (*args, max(limit, 0)),
+    ).fetchall()
+    return [_mention(row) for row in rows]
+
+
+def _get_cursor(db: sqlite3.Connection, account: str) -> str | None:
+    row = db.execute(
+        "SELECT since_id FROM mention_cursors WHERE account = ?", (account,)
+    ).fetchone()
+    return None if row is None or row[0] is None else str(row[0])
+
+
+def _put_cursor(db: sqlite3.Connection, account: str, since_id: str) -> None:
+    db.execute(
+        "INSERT INTO mention_cursors (account, since_id) VALUES (?, ?)"
+        " ON CONFLICT (account) DO UPDATE SET since_id = excluded.since_id",
+        (account, since_id),
+    )
+
+
 class SqliteStore:
     """The outbox store in one SQLite file; calls are serialised on the connection's thread."""
 
@@ -250,3 +392,25 @@ class SqliteStore:
 
     async def put_window(self, window: RateWindow) -> None:
         await self._run(_put_window, window)
+
+    async def add_mentions(
+        self, account: str, posts: Sequence[PostRecord], now: float, *, keep: int
+    ) -> list[Mention]:
+        return await self._run(_add_mentions, account, tuple(posts), now, keep)
+
+    async def list_mentions(
+        self,
+        *,
+        account: str | None = None,
+        after_id: str = "",
+        before_id: str = "",
+        limit: int = 50,
+        newest_first: bool = False,
+    ) -> Sequence[Mention]:
+        return await self._run(_list_mentions, account, after_id, before_id, limit, newest_first)
+
+    async def get_mention_cursor(self, account: str) -> str | None:
+        return await self._run(_get_cursor, account)
+
+    async def put_mention_cursor(self, account: str, since_id: str) -> None:
+        await self._run(_put_cursor, account, since_id)
