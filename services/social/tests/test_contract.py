@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
+from google.protobuf import field_mask_pb2
 from puppet.social.v1 import social_pb2 as s
 from puppet.social.v1 import social_service_pb2 as pb
 from puppet.social.v1 import social_service_pb2_grpc as rpc
@@ -98,7 +99,7 @@ async def test_create_get_list_and_update_accounts(social: Stub) -> None:
     updated = await social.UpdateAccount(
         pb.UpdateAccountRequest(
             account=s.Account(name="accounts/alice", display_name="Al", review_required=True),
-            update_mask={"paths": ["display_name"]},
+            update_mask=field_mask_pb2.FieldMask(paths=["display_name"]),
         )
     )
     assert updated.account.display_name == "Al"
@@ -293,6 +294,7 @@ async def test_a_mention_reaches_the_mentioned_accounts_stream(social: Stub) -> 
         pb.CreatePostRequest(parent="accounts/alice", text="hi @bob_b", request_id="m1")
     )
     got = await asyncio.wait_for(stream.read(), 10)
+    assert isinstance(got, pb.StreamMentionsResponse)
     assert got.mention.post.text == "hi @bob_b"
     assert got.mention.post.author_account == "accounts/alice"
     assert got.mention.name.startswith("accounts/bob/mentions/")
