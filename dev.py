@@ -328,6 +328,21 @@ EXAMPLES: dict[str, list[tuple[str, dict[str, object]]]] = {
             },
         ),
     ],
+    "social": [
+        (
+            "puppet.social.v1.SocialService/CreateAccount",
+            {
+                "account_id": "demo",
+                "account": {"handle": "demo", "network": "NETWORK_SANDBOX"},
+                "request_id": "demo-account",
+            },
+        ),
+        (
+            "puppet.social.v1.SocialService/CreatePost",
+            {"parent": "accounts/demo", "text": "gm from the sandbox", "request_id": "demo-post"},
+        ),
+        ("puppet.social.v1.SocialService/ListPosts", {"parent": "accounts/-"}),
+    ],
 }
 
 
