@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from puppet_runtime.sqlite import ThreadedConnection, transaction
 
 from puppet_memory.store import (
     Admit,
@@ -38,7 +39,6 @@ from puppet_memory.store.records import (
     with_state,
 )
 from puppet_memory.store.rules import check_embedding, check_request_op, new_keys, plan_inserts
-from puppet_memory.store.threaded import ThreadedConnection, transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS personas (

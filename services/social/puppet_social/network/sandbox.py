@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from puppet_runtime.sqlite import ThreadedConnection
+
 from puppet_social.network import AccountRef, PostNotFound, PostRecord, RateInfo, Result
 from puppet_social.network import sandbox_db as db
 from puppet_social.network.sandbox_db import (
@@ -52,10 +54,11 @@ class SandboxNetwork:
         self._path = path
         self._clock = clock
         self._tiers = {**DEFAULT_TIERS, **(tiers or {})}
-        self._db = db.Connection("sandbox-network")
+        self._db = ThreadedConnection("sandbox-network")
 
     async def open(self) -> None:
-        await self._db.open(self._path)
+        await self._db.open(self._path, *db.PRAGMAS)
+        await self._db.run(lambda conn: conn.executescript(db.SCHEMA))
 
     async def close(self) -> None:
         await self._db.close()

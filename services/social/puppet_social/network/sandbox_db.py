@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sqlite3
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
-from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
 from puppet_social.network import (
@@ -151,48 +147,7 @@ class AccountNotFound(Unauthorized):
     """No sandbox account has this handle (or user id): X would reject its credentials."""
 
 
-class Connection:
-    """A sqlite3 connection whose calls each run one whole function on its own thread."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._pool: ThreadPoolExecutor | None = None
-        self._db: sqlite3.Connection | None = None
-
-    async def open(self, path: Path) -> None:
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix=self._name)
-        self._db = await asyncio.get_running_loop().run_in_executor(self._pool, connect, path)
-
-    async def close(self) -> None:
-        pool, db = self._pool, self._db
-        self._pool = self._db = None
-        if pool is None:
-            return
-        if db is not None:
-            await asyncio.get_running_loop().run_in_executor(pool, db.close)
-        await asyncio.to_thread(pool.shutdown, True)
-
-    async def run(
-        self,
-        work: Callable[Concatenate[sqlite3.Connection, P], T],
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> T:
-        """work(connection, *args, **kwargs) on the connection's thread."""
-        if self._pool is None or self._db is None:
-            raise RuntimeError("SandboxNetwork is not open")
-        call = partial(work, self._db, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
-
-
-def connect(path: Path) -> sqlite3.Connection:
-    # Autocommit mode: every write function runs inside write() (BEGIN IMMEDIATE ... COMMIT).
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("PRAGMA foreign_keys=OFF")
-    db.executescript(SCHEMA)
-    return db
+PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=OFF")
 
 
 def write(

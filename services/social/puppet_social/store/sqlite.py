@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Collection, Sequence
 from dataclasses import astuple
 from datetime import datetime
-from functools import partial
 from pathlib import Path
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
+
+from puppet_runtime.sqlite import ThreadedConnection
 
 from puppet_social.network import PostRecord
 from puppet_social.store import (
@@ -99,15 +98,6 @@ def _item(row: tuple[object, ...]) -> OutboxItem:
     values[3] = Action(str(values[3]))
     values[6] = State(str(values[6]))
     return OutboxItem(*values)  # type: ignore[arg-type]
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    # Autocommit mode: each write below is a single statement or runs in BEGIN IMMEDIATE.
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.executescript(SCHEMA)
-    return db
 
 
 def _select(db: sqlite3.Connection, item_id: str) -> OutboxItem | None:
@@ -330,34 +320,16 @@ class SqliteStore:
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._pool: ThreadPoolExecutor | None = None
-        self._db: sqlite3.Connection | None = None
+        self._conn = ThreadedConnection("social-store")
+        self._run = self._conn.run
 
     async def open(self) -> None:
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="social-store")
-        self._db = await asyncio.get_running_loop().run_in_executor(
-            self._pool, _connect, self._path
-        )
+        # Autocommit: each write below is a single statement or runs in BEGIN IMMEDIATE.
+        await self._conn.open(self._path, "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
+        await self._conn.run(lambda db: db.executescript(SCHEMA))
 
     async def close(self) -> None:
-        pool, db = self._pool, self._db
-        self._pool = self._db = None
-        if pool is None:
-            return
-        if db is not None:
-            await asyncio.get_running_loop().run_in_executor(pool, db.close)
-        await asyncio.to_thread(pool.shutdown, True)
-
-    async def _run(
-        self,
-        work: Callable[Concatenate[sqlite3.Connection, P], T],
-        *args: P.args,
-        **kwargs: P.kwargs,
-    ) -> T:
-        if self._pool is None or self._db is None:
-            raise RuntimeError("SqliteStore is not open")
-        call = partial(work, self._db, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        await self._conn.close()
 
     async def create(self, new: NewItem, now: float) -> tuple[OutboxItem, bool]:
         return await self._run(_create, new, now)

@@ -29,6 +29,7 @@ class ThreadedConnection:
         self._db: sqlite3.Connection | None = None
 
     async def open(self, path: Path, *pragmas: str) -> None:
+        """Connect in autocommit mode (transactions are explicit) and run ``pragmas``."""
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=self._name)
         self._db = await self._submit(_connect, path, pragmas)
 
@@ -44,7 +45,7 @@ class ThreadedConnection:
     async def run(self, work: Work[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """work(connection, *args, **kwargs) on the connection's thread."""
         if self._db is None:
-            raise RuntimeError("SqliteStore is not open")
+            raise RuntimeError(f"{self._name} is not open")
         return await self._submit(partial(work, self._db, *args, **kwargs))
 
     async def _submit(self, call: Callable[..., T], *args: object) -> T:
