@@ -16,6 +16,7 @@ __all__ = [
     "AlreadyExists",
     "DeadlineExceeded",
     "FailedPrecondition",
+    "FieldChecks",
     "FieldViolation",
     "InvalidArgument",
     "NotFound",
@@ -180,3 +181,28 @@ def invalid_field(field: str, description: str, reason: str = "INVALID_FIELD") -
         {"field": field},
         violations=[FieldViolation(field, description)],
     )
+
+
+class FieldChecks:
+    """Collects field violations while a request is validated; `done()` raises them all at once.
+
+    Services subclass it with their own checks (`text`, `page_size`, ...), so a bad request gets
+    one INVALID_ARGUMENT naming every bad field, never just the first.
+    """
+
+    def __init__(self) -> None:
+        self.violations: list[FieldViolation] = []
+
+    def fail(self, field: str, description: str) -> None:
+        """Record that `field` is bad."""
+        self.violations.append(FieldViolation(field, description))
+
+    def done(self) -> None:
+        """Raise INVALID_ARGUMENT (reason INVALID_FIELD) if anything failed."""
+        if self.violations:
+            raise InvalidArgument(
+                "INVALID_FIELD",
+                "; ".join(f"{v.field}: {v.description}" for v in self.violations[:10]),
+                {"field": self.violations[0].field},
+                violations=self.violations,
+            )

@@ -10,6 +10,7 @@ def test_all_is_pinned():
         "Context",
         "DeadlineExceeded",
         "FailedPrecondition",
+        "FieldChecks",
         "FieldViolation",
         "InvalidArgument",
         "NotFound",

@@ -9,7 +9,7 @@ from typing import Any
 
 from google.protobuf import timestamp_pb2
 from puppet.llm.v1 import llm_pb2
-from puppet_runtime import FieldViolation, InvalidArgument, paging
+from puppet_runtime import FieldChecks, paging
 
 AGENT = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 HANDLE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
@@ -25,24 +25,8 @@ MAX_REQUEST_ID = 128
 MIN_SECONDS, MAX_SECONDS = -62_135_596_800, 253_402_300_799  # 0001-01-01 .. 9999-12-31
 
 
-class Checks:
-    """Collects violations; done() raises them all at once."""
-
-    def __init__(self) -> None:
-        self.violations: list[FieldViolation] = []
-
-    def fail(self, field: str, description: str) -> None:
-        self.violations.append(FieldViolation(field, description))
-
-    def done(self) -> None:
-        if self.violations:
-            first = self.violations[0]
-            raise InvalidArgument(
-                "INVALID_FIELD",
-                "; ".join(f"{v.field}: {v.description}" for v in self.violations[:10]),
-                {"field": first.field},
-                violations=self.violations,
-            )
+class Checks(FieldChecks):
+    """This service's field checks."""
 
     def text(self, field: str, value: str, *, low: int = 0, high: int) -> str:
         if not low <= len(value) <= high:

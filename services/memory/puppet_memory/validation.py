@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 from puppet.memory.v1 import memory_pb2
-from puppet_runtime import FieldViolation, InvalidArgument, paging
+from puppet_runtime import FieldChecks, paging
 
 from puppet_memory.store import Channel, Kind, Vector
 
@@ -27,24 +27,8 @@ CLOCK_SKEW_US = 60_000_000
 MIN_SECONDS, MAX_SECONDS = -62_135_596_800, 253_402_300_799  # 0001-01-01 .. 9999-12-31
 
 
-class Checks:
-    """Collects violations; done() raises them all at once."""
-
-    def __init__(self) -> None:
-        self.violations: list[FieldViolation] = []
-
-    def fail(self, field: str, description: str) -> None:
-        self.violations.append(FieldViolation(field, description))
-
-    def done(self) -> None:
-        if self.violations:
-            first = self.violations[0]
-            raise InvalidArgument(
-                "INVALID_FIELD",
-                "; ".join(f"{v.field}: {v.description}" for v in self.violations),
-                {"field": first.field},
-                violations=self.violations,
-            )
+class Checks(FieldChecks):
+    """This service's field checks."""
 
     def text(self, field: str, value: str, *, low: int = 0, high: int) -> str:
         if not low <= len(value) <= high:
