@@ -47,7 +47,7 @@ def services() -> list[str]:
 def members() -> list[Path]:
     """Workspace members that carry hand-written, type-checked code (runnable or not yet)."""
     built = sorted(p.parent for p in (ROOT / "services").glob("*/pyproject.toml"))
-    return [ROOT / "libs" / "puppet-runtime", *built]
+    return [ROOT / "libs" / "puppet-runtime", *built, ROOT / "gateway"]
 
 
 def say(message: str) -> None:
@@ -202,7 +202,7 @@ def lint(_: argparse.Namespace) -> None:
     run("ruff", "check", ".")
     for member in members():
         targets = [p.name for p in member.iterdir() if p.name.startswith("puppet_")]
-        targets += ["tests"] if (member / "tests").is_dir() else []
+        targets += ["tests"] if any((member / "tests").glob("*.py")) else []
         run("mypy", "--config-file", ROOT / "pyproject.toml", *targets, cwd=member)
     extras = [name for name in ("dev.py", "bench", "tests") if (ROOT / name).exists()]
     run("mypy", "--config-file", ROOT / "pyproject.toml", *extras)
@@ -216,7 +216,7 @@ def test(args: argparse.Namespace) -> None:
     paths = [ROOT / "libs" / "puppet-runtime" / "tests"]
     paths += [ROOT / "services" / s / "tests" for s in chosen]
     if not args.services:
-        paths.append(ROOT / "tests")
+        paths += [ROOT / "gateway" / "tests", ROOT / "tests"]
     run("pytest", *(str(p) for p in paths if p.is_dir()), *args.pytest_args)
 
 

@@ -1,0 +1,1 @@
+"""The Envoy gateway: config rendering, the canary controller and its CLI."""

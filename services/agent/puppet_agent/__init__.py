@@ -1,0 +1,1 @@
+"""AgentService: loads personas and runs their lives; the public API."""
