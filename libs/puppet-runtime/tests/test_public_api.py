@@ -46,7 +46,10 @@ def test_testing_kit_names():
     from puppet_runtime import testing
 
     assert sorted(testing.__all__) == [
+        "HttpAnswer",
+        "HttpResponder",
         "free_port",
+        "http_fake",
         "load_sibling",
         "mongo_wire_server",
         "running",

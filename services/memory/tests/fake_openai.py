@@ -5,17 +5,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from functools import partial
 from typing import Any
 
 import numpy as np
-
-log = logging.getLogger(__name__)
+from puppet_runtime.testing import HttpAnswer, http_fake
 
 MODELS = frozenset({"text-embedding-3-small", "text-embedding-3-large", "text-embedding-ada-002"})
 NATIVE_DIMENSIONS = {
@@ -143,75 +141,30 @@ def _error(message: str, kind: str, code: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("content-length", "0"))
-        raw = self.rfile.read(length)
-        try:
-            body = json.loads(raw or b"{}")
-        except json.JSONDecodeError:
-            self._send(
-                400,
-                _error(
-                    "We could not parse the JSON body of your request.", "invalid_request_error"
-                ),
-            )
-            return
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        status, payload = self.server.fake.answer(self.path, headers, body)
-        if isinstance(payload, Failure):
-            extra = (
-                {}
-                if payload.retry_after_ms is None
-                else {"retry-after-ms": str(payload.retry_after_ms)}
-            )
-            self._send(status, _error(payload.message, payload.type, payload.code), extra)
-        else:
-            self._send(status, payload)
-
-    def _send(self, status: int, payload: Any, extra: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.send_header("x-request-id", f"req_{len(self.server.fake.requests)}")
-        for name, value in (extra or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("fake openai: " + format, *args)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, fake: FakeOpenAI) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.fake = fake
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("fake openai: client %s went away", client_address, exc_info=True)
+def _respond(
+    fake: FakeOpenAI, method: str, path: str, headers: dict[str, str], raw: bytes
+) -> HttpAnswer:
+    try:
+        body = json.loads(raw or b"{}")
+    except json.JSONDecodeError:
+        msg = "We could not parse the JSON body of your request."
+        return HttpAnswer(400, _error(msg, "invalid_request_error"))
+    status, payload = fake.answer(path, headers, body)
+    extra = {"x-request-id": f"req_{len(fake.requests)}"}
+    if not isinstance(payload, Failure):
+        return HttpAnswer(status, payload, extra)
+    if payload.retry_after_ms is not None:
+        extra["retry-after-ms"] = str(payload.retry_after_ms)
+    return HttpAnswer(status, _error(payload.message, payload.type, payload.code), extra)
 
 
 @contextmanager
 def serve(api_key: str = "sk-test-fake-key") -> Iterator[FakeOpenAI]:
     """Run a fake on 127.0.0.1:<free port>; ``fake.base_url`` ends in ``/v1`` like OpenAI's."""
     fake = FakeOpenAI(api_key=api_key)
-    server = _Server(fake)
-    fake.base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    thread = threading.Thread(
-        target=server.serve_forever, args=(0.01,), name="fake-openai", daemon=True
-    )
-    thread.start()
-    try:
-        yield fake
-    finally:
-        fake._stopping.set()
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with http_fake(partial(_respond, fake), name="fake-openai") as url:
+        fake.base_url = f"{url}/v1"
+        try:
+            yield fake
+        finally:
+            fake._stopping.set()
