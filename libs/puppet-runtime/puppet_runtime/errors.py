@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, timestamp_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
+
+from puppet_runtime import paging
 
 __all__ = [
     "Aborted",
@@ -183,11 +187,16 @@ def invalid_field(field: str, description: str, reason: str = "INVALID_FIELD") -
     )
 
 
+MAX_REQUEST_ID = 128
+MIN_SECONDS, MAX_SECONDS = -62_135_596_800, 253_402_300_799  # 0001-01-01 .. 9999-12-31
+
+
 class FieldChecks:
     """Collects field violations while a request is validated; `done()` raises them all at once.
 
-    Services subclass it with their own checks (`text`, `page_size`, ...), so a bad request gets
-    one INVALID_ARGUMENT naming every bad field, never just the first.
+    Holds the checks every service needs (lengths, ranges, patterns, request ids, paging,
+    timestamps); services subclass it with their own. A bad request gets one INVALID_ARGUMENT
+    naming every bad field, never just the first.
     """
 
     def __init__(self) -> None:
@@ -206,3 +215,57 @@ class FieldChecks:
                 {"field": self.violations[0].field},
                 violations=self.violations,
             )
+
+    def required(self, field: str, present: bool) -> None:
+        """`field` must be set."""
+        if not present:
+            self.fail(field, "is required")
+
+    def text(self, field: str, value: str, *, low: int = 0, high: int) -> str:
+        """A string of `low`..`high` characters."""
+        if not low <= len(value) <= high:
+            self.fail(field, f"must be {low}-{high} characters, got {len(value)}")
+        return value
+
+    def number(self, field: str, value: float, low: float, high: float) -> float:
+        """A finite number in [low, high]; a bad one comes back clamped so checks can go on."""
+        if not math.isfinite(value) or not low <= value <= high:
+            self.fail(field, f"must be a number from {low:g} to {high:g}, got {value!r}")
+            return min(max(value, low), high) if math.isfinite(value) else low
+        return float(value)
+
+    def pattern(
+        self, field: str, value: str, regex: re.Pattern[str], what: str, *, optional: bool = False
+    ) -> str:
+        """`value` matches `regex` in full (an empty value passes when `optional`)."""
+        if (value or not optional) and not regex.fullmatch(value):
+            self.fail(field, f"must be {what}, got {value[:80]!r}")
+        return value
+
+    def request_id(self, field: str, value: str) -> str | None:
+        """An optional idempotency key of at most 128 characters; None when empty."""
+        self.text(field, value, high=MAX_REQUEST_ID)
+        return value or None
+
+    def page_size(self, field: str, value: int) -> int:
+        """A page size; 0 means the default and anything above the maximum is capped."""
+        if value < 0:
+            self.fail(field, "must not be negative")
+        return paging.DEFAULT_PAGE_SIZE if value <= 0 else min(value, paging.MAX_PAGE_SIZE)
+
+    def page_token(self, field: str, query: str, token: str) -> Any:
+        """The position inside a page token issued for the same `query`; None when empty."""
+        if not token:
+            return None
+        try:
+            return paging.decode(query, token)
+        except ValueError as err:
+            self.fail(field, str(err))
+            return None
+
+    def timestamp(self, field: str, ts: timestamp_pb2.Timestamp) -> int:
+        """A valid protobuf Timestamp (years 1-9999), as microseconds since the epoch."""
+        if not MIN_SECONDS <= ts.seconds <= MAX_SECONDS or not 0 <= ts.nanos < 1_000_000_000:
+            self.fail(field, "is not a valid timestamp")
+            return 0
+        return ts.seconds * 1_000_000 + ts.nanos // 1_000

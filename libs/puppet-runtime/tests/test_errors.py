@@ -1,10 +1,13 @@
 """Errors on the wire: ServiceError -> code + ErrorInfo (+ BadRequest); the rest -> INTERNAL."""
 
 import logging
+import math
+import re
 
 import grpc
 import pytest
-from puppet_runtime import NotFound, invalid_field
+from google.protobuf import timestamp_pb2
+from puppet_runtime import FieldChecks, InvalidArgument, NotFound, invalid_field, paging
 from puppet_runtime.testing import status_of
 
 
@@ -95,3 +98,43 @@ def test_to_status_packs_rich_details():
     [(key, value)] = status.trailing_metadata
     assert key == "grpc-status-details-bin"
     assert isinstance(value, bytes)
+
+
+def test_field_checks_collect_every_bad_field_then_raise_once():
+    checks = FieldChecks()
+    checks.required("agent", False)
+    assert checks.text("name", "x" * 5, low=1, high=4) == "xxxxx"
+    assert checks.number("weight", math.nan, 0, 1) == 0
+    assert checks.number("weight2", 7, 0, 1) == 1
+    checks.pattern("handle", "bad handle", re.compile(r"[a-z]+"), "lowercase letters")
+    checks.pattern("optional", "", re.compile(r"[a-z]+"), "lowercase letters", optional=True)
+    assert checks.request_id("request_id", "r" * 129) == "r" * 129
+    assert checks.page_size("page_size", -1) == paging.DEFAULT_PAGE_SIZE
+    assert checks.page_token("page_token", "q", "not-a-token") is None
+    assert checks.timestamp("at", timestamp_pb2.Timestamp(seconds=10**12)) == 0
+    fields = [v.field for v in checks.violations]
+    assert fields == [
+        "agent",
+        "name",
+        "weight",
+        "weight2",
+        "handle",
+        "request_id",
+        "page_size",
+        "page_token",
+        "at",
+    ]
+    with pytest.raises(InvalidArgument) as caught:
+        checks.done()
+    assert caught.value.reason == "INVALID_FIELD"
+
+
+def test_field_checks_accept_good_values():
+    checks = FieldChecks()
+    assert checks.request_id("request_id", "") is None
+    assert checks.page_size("page_size", 0) == paging.DEFAULT_PAGE_SIZE
+    assert checks.page_size("page_size", 10**6) == paging.MAX_PAGE_SIZE
+    token = paging.encode("q", {"after": 3})
+    assert checks.page_token("page_token", "q", token) == {"after": 3}
+    assert checks.timestamp("at", timestamp_pb2.Timestamp(seconds=2, nanos=5_000)) == 2_000_005
+    checks.done()

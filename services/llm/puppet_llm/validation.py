@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from typing import Any
 
-from google.protobuf import timestamp_pb2
 from puppet.llm.v1 import llm_pb2
-from puppet_runtime import FieldChecks, paging
+from puppet_runtime import FieldChecks
 
 AGENT = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 HANDLE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
@@ -21,33 +19,10 @@ SIGNATURE = re.compile(r"[1-9A-HJ-NP-Za-km-z]{32,128}")
 USER_ID = re.compile(r"[0-9]{1,32}")
 DECIMAL = re.compile(r"[0-9]{1,30}(?:\.[0-9]{1,30})?")
 SYMBOL = re.compile(r"[A-Za-z0-9$._-]{1,16}")
-MAX_REQUEST_ID = 128
-MIN_SECONDS, MAX_SECONDS = -62_135_596_800, 253_402_300_799  # 0001-01-01 .. 9999-12-31
 
 
 class Checks(FieldChecks):
     """This service's field checks."""
-
-    def text(self, field: str, value: str, *, low: int = 0, high: int) -> str:
-        if not low <= len(value) <= high:
-            self.fail(field, f"must be {low}-{high} characters, got {len(value)}")
-        return value
-
-    def number(self, field: str, value: float, low: float, high: float) -> float:
-        if not math.isfinite(value) or not low <= value <= high:
-            self.fail(field, f"must be a number from {low:g} to {high:g}, got {value!r}")
-        return value
-
-    def pattern(
-        self, field: str, value: str, regex: re.Pattern[str], what: str, *, optional: bool = False
-    ) -> str:
-        if (value or not optional) and not regex.fullmatch(value):
-            self.fail(field, f"must be {what}, got {value[:80]!r}")
-        return value
-
-    def required(self, field: str, present: bool) -> None:
-        if not present:
-            self.fail(field, "is required")
 
     def strings(self, field: str, values: Sequence[str], *, most: int, each: int) -> None:
         if len(values) > most:
@@ -70,30 +45,6 @@ class Checks(FieldChecks):
         agent = body[: len(body) - len(suffix)]
         self.pattern(field, agent, AGENT, f"agents/{{agent}}{suffix} with 1-64 of [a-z0-9_-]")
         return agent
-
-    def request_id(self, field: str, value: str) -> str | None:
-        self.text(field, value, high=MAX_REQUEST_ID)
-        return value or None
-
-    def page_size(self, field: str, value: int) -> int:
-        if value < 0:
-            self.fail(field, "must not be negative")
-        return paging.DEFAULT_PAGE_SIZE if value <= 0 else min(value, paging.MAX_PAGE_SIZE)
-
-    def page_token(self, field: str, query: str, token: str) -> Any:
-        if not token:
-            return None
-        try:
-            return paging.decode(query, token)
-        except ValueError as err:
-            self.fail(field, str(err))
-            return None
-
-    def timestamp(self, field: str, ts: timestamp_pb2.Timestamp) -> int:
-        if not MIN_SECONDS <= ts.seconds <= MAX_SECONDS or not 0 <= ts.nanos < 1_000_000_000:
-            self.fail(field, "is not a valid timestamp")
-            return 0
-        return ts.seconds * 1_000_000 + ts.nanos // 1_000
 
 
 def output_rules(c: Checks, f: str, o: llm_pb2.OutputRules) -> None:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 from puppet.memory.v1 import memory_pb2
-from puppet_runtime import FieldChecks, paging
+from puppet_runtime import FieldChecks
 
 from puppet_memory.store import Channel, Kind, Vector
 
@@ -22,29 +20,11 @@ MAX_CONTENT = 8_000
 MAX_ENTRIES = 32
 MAX_BUDGET = 1_000_000
 MAX_DIMENSION = 4_096
-MAX_REQUEST_ID = 128
 CLOCK_SKEW_US = 60_000_000
-MIN_SECONDS, MAX_SECONDS = -62_135_596_800, 253_402_300_799  # 0001-01-01 .. 9999-12-31
 
 
 class Checks(FieldChecks):
     """This service's field checks."""
-
-    def text(self, field: str, value: str, *, low: int = 0, high: int) -> str:
-        if not low <= len(value) <= high:
-            self.fail(field, f"must be {low}-{high} characters, got {len(value)}")
-        return value
-
-    def number(self, field: str, value: float, low: float, high: float) -> float:
-        if not math.isfinite(value) or not low <= value <= high:
-            self.fail(field, f"must be a number from {low:g} to {high:g}, got {value!r}")
-            return min(max(value, low), high) if math.isfinite(value) else low
-        return float(value)
-
-    def pattern(self, field: str, value: str, regex: re.Pattern[str], what: str) -> str:
-        if not regex.fullmatch(value):
-            self.fail(field, f"must be {what}, got {value[:80]!r}")
-        return value
 
     def agent_name(self, field: str, name: str) -> str:
         agent = name.removeprefix("agents/")
@@ -64,30 +44,10 @@ class Checks(FieldChecks):
             self.fail(field, f"has a malformed id: {name[:120]!r}")
         return parts[1], parts[3]
 
-    def request_id(self, field: str, value: str) -> str | None:
-        self.text(field, value, high=MAX_REQUEST_ID)
-        return value or None
-
-    def page_size(self, field: str, value: int) -> int:
-        if value < 0:
-            self.fail(field, "must not be negative")
-        return paging.DEFAULT_PAGE_SIZE if value <= 0 else min(value, paging.MAX_PAGE_SIZE)
-
-    def page_token(self, field: str, query: str, token: str) -> Any:
-        if not token:
-            return None
-        try:
-            return paging.decode(query, token)
-        except ValueError as err:
-            self.fail(field, str(err))
-            return None
-
     def timestamp(self, field: str, ts: timestamp_pb2.Timestamp, *, past: bool = False) -> int:
-        if not MIN_SECONDS <= ts.seconds <= MAX_SECONDS or not 0 <= ts.nanos < 1_000_000_000:
-            self.fail(field, "is not a valid timestamp")
-            return 0
-        us = ts.seconds * 1_000_000 + ts.nanos // 1_000
-        if past and us > time.time_ns() // 1_000 + CLOCK_SKEW_US:
+        valid = len(self.violations)
+        us = super().timestamp(field, ts)
+        if past and len(self.violations) == valid and us > time.time_ns() // 1_000 + CLOCK_SKEW_US:
             self.fail(field, "must not be in the future")
         return us
 
