@@ -29,6 +29,7 @@ from puppet_social.network import (
     Unauthorized,
 )
 from puppet_social.network.sandbox import HandleTaken, SandboxNetwork
+from puppet_social.outbox import thread_text
 from puppet_social.planner import DAY_S, DEFAULT_POLICIES, ENDPOINTS, POSTS
 from puppet_social.store import POSTING, Action, OutboxItem, State
 
@@ -342,8 +343,21 @@ class SocialServicer(rpc.SocialServiceServicer):
     async def CreateThread(
         self, request: pb.CreateThreadRequest, context: Context
     ) -> pb.CreateThreadResponse:
-        self._account("parent", request.parent)
-        raise errors.unsupported("CreateThread")
+        record = self._account("parent", request.parent)
+        assert record is not None
+        texts = list(request.texts)
+        if not 2 <= len(texts) <= 25:
+            raise errors.invalid_field("texts", "must have 2-25 parts")
+        _texts("texts", texts)
+        self._agent("agent", request.agent)
+        request_id = _request_id(request.request_id, required=True)
+        target = ""
+        if request.in_reply_to:
+            target = self._post("in_reply_to", request.in_reply_to)[1]
+        self._check_credentials(record)
+        text = thread_text(texts)
+        item = await self._enqueue(record, request_id, Action.THREAD, text=text, target=target)
+        return pb.CreateThreadResponse(item=item)
 
     async def DeletePost(
         self, request: pb.DeletePostRequest, context: Context
