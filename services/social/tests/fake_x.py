@@ -9,6 +9,7 @@ import re
 import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -184,6 +185,8 @@ class FakeX:
     storm_until: float = 0.0
     """Until then (Unix seconds) every POST /2/tweets is a 429 whose reset is that time."""
     storm_refusals: int = 0
+    requests: Counter[str] = field(default_factory=Counter)
+    """Authenticated requests per endpoint, counted on arrival (held answers included)."""
     base_url: str = ""
     _windows: dict[tuple[str, str], tuple[float, int]] = field(default_factory=dict)
     _nonces: set[str] = field(default_factory=set)
@@ -231,6 +234,7 @@ class FakeX:
         if user is None:
             return 401, {"code": 32, "message": "Could not authenticate you."}, {}, ""
         with self._lock:
+            self.requests[endpoint] += 1
             scripted = self._scripted(endpoint)
         if scripted is not None and scripted.delay_s:
             self._stopping.wait(scripted.delay_s)

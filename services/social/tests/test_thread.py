@@ -188,3 +188,4 @@ async def test_x_thread_resumes_after_a_crash_mid_thread(
     assert [t.text for t in tweets] == PARTS
     assert [t.replied_to for t in tweets] == [None, tweets[0].id, tweets[1].id]
     assert harness.post_ids(item) == [t.id for t in tweets]
+    assert fake.requests["POST /2/tweets"] == 3
