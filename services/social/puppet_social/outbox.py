@@ -12,6 +12,7 @@ from typing import Protocol, runtime_checkable
 
 from puppet_social.network import (
     AccountRef,
+    CredentialsRejected,
     DuplicateContent,
     Network,
     NetworkError,
@@ -45,6 +46,12 @@ THREAD_WAIT_S = 1.0
 
 REVIEW_WAIT_S = 60.0
 """How soon a thread looks again at a part waiting for a person (an uncertain send)."""
+
+HOLD_RECHECK_S = 300.0
+"""How long an item of a held account (credentials rejected) waits before it is looked at again."""
+
+HELD = "CREDENTIALS_REJECTED"
+"""error_reason of items waiting because their account's credentials were rejected."""
 
 
 def thread_text(parts: Sequence[str]) -> str:
@@ -97,6 +104,7 @@ class Outbox:
         self._max_backoff_s = max_backoff_s
         self._max_attempts = max_attempts
         self._unsettled: set[str] = set()
+        self._held: set[str] = set()
 
     async def enqueue(
         self,
@@ -126,6 +134,32 @@ class Outbox:
         """needs_review -> rejected; None if the item is not awaiting review."""
         change = Change(error_reason=reason)
         return await self._move(item_id, State.NEEDS_REVIEW, State.REJECTED, change)
+
+    def hold(self, account: str) -> None:
+        """Send nothing for the account: the network rejected its credentials (HTTP 401).
+
+        Its items wait instead of failing or backing off, until release. Held accounts are kept
+        in memory: after a restart the first rejected call holds the account again.
+        """
+        if account not in self._held:
+            log.warning("credentials of %s rejected: its outbox is held", account)
+        self._held.add(account)
+
+    def held(self, account: str) -> bool:
+        return account in self._held
+
+    async def release(self, account: str) -> int:
+        """Resume a held account (its credentials verified again); how many items became due."""
+        self._held.discard(account)
+        now, moved, after = self._clock(), 0, ""
+        waiting = (State.QUEUED, State.APPROVED)
+        while page := await self._store.list_items(account=account, states=waiting, after_id=after):
+            for item in page:
+                if item.error_reason == HELD and item.next_attempt_at > now:
+                    change = Change(next_attempt_at=now, error_reason="")
+                    moved += await self._move(item.id, item.state, item.state, change) is not None
+            after = page[-1].id
+        return moved
 
     async def get(self, item_id: str) -> OutboxItem | None:
         return await self._store.get(item_id)
@@ -182,6 +216,10 @@ class Outbox:
         return await self._store.transition(item_id, expected, to, self._clock(), change)
 
     async def _send(self, item: OutboxItem) -> int:
+        if item.account in self._held:
+            later = Change(next_attempt_at=self._clock() + HOLD_RECHECK_S, error_reason=HELD)
+            await self._move(item.id, item.state, item.state, later)
+            return 0
         if item.action is Action.THREAD:
             return await self._send_thread(item)
         plan = await self._planner.plan(item.account, ENDPOINTS[item.action])
@@ -276,6 +314,12 @@ class Outbox:
         now = self._clock()
         if isinstance(error, RateLimited):
             retry = Change(next_attempt_at=reset_of(error.rate, now), error_reason="RATE_LIMITED")
+            await self._move(item.id, State.SENDING, State.QUEUED, retry)
+            return
+        if isinstance(error, CredentialsRejected):
+            # Nothing was done; the item waits for credentials that work (release).
+            self.hold(item.account)
+            retry = Change(next_attempt_at=now + HOLD_RECHECK_S, error_reason=HELD)
             await self._move(item.id, State.SENDING, State.QUEUED, retry)
             return
         if isinstance(error, Transient) and item.attempts < self._max_attempts:

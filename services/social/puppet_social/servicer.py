@@ -132,6 +132,9 @@ class SocialServicer(rpc.SocialServiceServicer):
         target: str = "",
     ) -> s.OutboxItem:
         outbox = self._social.outbox
+        if outbox.held(record.account_id):
+            # X answered 401: nothing is sent for the account until VerifyAccount succeeds.
+            raise errors.credentials_rejected(f"accounts/{record.account_id}")
         row, new = await outbox.enqueue(
             record.account_id,
             request_id,
@@ -303,6 +306,8 @@ class SocialServicer(rpc.SocialServiceServicer):
                 )
             )
         await self._social.accounts.save(updated)
+        if request.HasField("credentials"):
+            await self._resume(updated)
         return pb.UpdateAccountResponse(account=convert.account(updated))
 
     async def VerifyAccount(
@@ -317,7 +322,14 @@ class SocialServicer(rpc.SocialServiceServicer):
         except RateLimited:
             raise errors.network_unavailable(request.name) from None
         await self._social.accounts.save(updated)
+        await self._resume(updated)
         return pb.VerifyAccountResponse(account=convert.account(updated))
+
+    async def _resume(self, record: AccountRecord) -> None:
+        """Verified credentials lift a hold left by a 401: sending and polling start again."""
+        social = self._social
+        await social.outbox.release(record.account_id)
+        social.poller.add_account(record.account_id)
 
     # writes
 

@@ -13,6 +13,7 @@ import httpx
 
 from puppet_social.network import (
     AccountRef,
+    CredentialsRejected,
     DuplicateContent,
     NetworkError,
     PostNotFound,
@@ -187,7 +188,9 @@ class XApiNetwork:
             _DUPLICATE.search(detail) or any(e.get("code") == 187 for e in errors)
         ):
             raise DuplicateContent(message, rate)
-        if status in (401, 403):
+        if status == 401:
+            raise CredentialsRejected(message, rate)
+        if status == 403:
             raise Unauthorized(message, rate)
         if status == 404 or (
             not (isinstance(payload, dict) and "data" in payload) and _not_found(errors)
