@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 import pytest
+from google.protobuf import field_mask_pb2
 from puppet.social.v1 import social_pb2 as s
 from puppet.social.v1 import social_service_pb2 as pb
 from puppet_runtime.testing import load_sibling
@@ -93,7 +94,7 @@ async def test_revoked_credentials_stop_polling_until_replaced(
         await stub.UpdateAccount(
             pb.UpdateAccountRequest(
                 account=s.Account(name="accounts/alice"),
-                update_mask={"paths": ["display_name"]},
+                update_mask=field_mask_pb2.FieldMask(paths=["display_name"]),
                 credentials=s.XCredentials(
                     api_key=user.api_key,
                     api_key_secret=user.api_key_secret,
