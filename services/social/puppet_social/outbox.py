@@ -328,6 +328,8 @@ class Outbox:
             await self._move(item.id, State.SENDING, State.QUEUED, retry)
             return
         reason = _reason(error)
+        if item.action is Action.DELETE and isinstance(error, Unauthorized):
+            reason = "NOT_OWN_POST"  # the network refuses to delete someone else's post
         log.warning("outbox item %s failed: %s (%s)", item.id, reason, error)
         await self._move(item.id, State.SENDING, State.FAILED, Change(error_reason=reason))
 

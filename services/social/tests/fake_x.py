@@ -420,6 +420,7 @@ class FakeX:
         since = query.get("since_id")
         start = query.get("start_time", "")
         below = query.get("pagination_token", "").removeprefix("below-")
+        until = query.get("until_id")
         matching = sorted(
             (
                 t
@@ -427,6 +428,7 @@ class FakeX:
                 if (since is None or int(t.id) > int(since))
                 and (not start or _instant(t.created_at) >= _instant(start))
                 and (not below or int(t.id) < int(below))
+                and (until is None or int(t.id) < int(until))
             ),
             key=lambda t: int(t.id),
             reverse=True,

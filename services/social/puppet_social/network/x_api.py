@@ -336,7 +336,11 @@ class XApiNetwork:
         page_token: str = "",
         limit: int = 100,
     ) -> tuple[list[PostRecord], str]:
-        """One page of the account's own posts, newest first, and X's next page token ("")."""
+        """One page of the account's own posts, newest first, and the next page's token ("").
+
+        X pages by at least 5: a smaller page continues with until_id, a full one with X's
+        pagination_token; the token says which.
+        """
         user_id = await self._user_id(account)
         params = [
             ("max_results", str(min(max(limit, 5), 100))),
@@ -347,7 +351,9 @@ class XApiNetwork:
         if start_time is not None:
             start = datetime.fromtimestamp(int(start_time), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             params.append(("start_time", start))
-        if page_token:
+        if page_token.startswith("until:"):
+            params.append(("until_id", page_token.removeprefix("until:")))
+        elif page_token:
             params.append(("pagination_token", page_token))
         body, _ = await self._call(
             account,
@@ -363,7 +369,9 @@ class XApiNetwork:
             reverse=True,
         )
         meta = body.get("meta") or {}
-        return posts[: max(limit, 0)], str(meta.get("next_token") or "")
+        if len(posts) > limit > 0:
+            return posts[:limit], f"until:{posts[limit - 1].id}"
+        return posts, str(meta.get("next_token") or "")
 
     async def recent_posts(self, account: AccountRef, *, since: float) -> list[PostRecord]:
         """The account's posts created at or after since (whole seconds), oldest first.
