@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import grpc
 import pytest
@@ -15,7 +15,8 @@ from puppet.social.v1 import social_service_pb2 as pb
 from puppet_runtime.testing import load_sibling, status_of
 from puppet_social.network import AccountRef
 from puppet_social.network.sandbox import SandboxNetwork
-from puppet_social.outbox import part_request_id, thread_text
+from puppet_social.outbox import Outbox, part_request_id, thread_text
+from puppet_social.planner import RatePlanner, TierPolicy
 from puppet_social.store import Action, Change, NewItem, State
 from puppet_social.store.sqlite import SqliteStore
 
@@ -26,6 +27,14 @@ else:
     harness = load_sibling(__file__, "harness")
 
 PARTS = ["1/3 the start", "2/3 the middle", "3/3 the end"]
+
+
+class FakeClock(Protocol):
+    """The conftest clock: a callable with a settable `now`."""
+
+    now: float
+
+    def __call__(self) -> float: ...
 
 
 @pytest.fixture
@@ -189,3 +198,28 @@ async def test_x_thread_resumes_after_a_crash_mid_thread(
     assert [t.replied_to for t in tweets] == [None, tweets[0].id, tweets[1].id]
     assert harness.post_ids(item) == [t.id for t in tweets]
     assert fake.requests["POST /2/tweets"] == 3
+
+
+async def test_a_rate_limit_mid_thread_waits_for_the_reset(
+    sqlite_store: SqliteStore, sandbox: SandboxNetwork, clock: FakeClock
+) -> None:
+    await sandbox.create_account("alice", tier="tiny")  # 2 posts per 15 minutes
+    policies = {"free": TierPolicy(posts_per_24h=None, sends_per_second=100)}
+    outbox = Outbox(sqlite_store, sandbox, RatePlanner(sqlite_store, clock, policies), clock)
+    made, _ = await outbox.enqueue("alice", "t", Action.THREAD, text=thread_text(PARTS))
+    await outbox.send_due()
+    waiting = await outbox.get(made.id)
+    assert waiting is not None
+    assert waiting.state is State.QUEUED
+    assert waiting.next_attempt_at > clock()
+    assert len(await sandbox.posts_of("alice")) == 2
+    assert await outbox.send_due() == 0  # nothing is due before the reset
+    clock.now = waiting.next_attempt_at
+    await outbox.send_due()
+    done = await outbox.get(made.id)
+    assert done is not None
+    assert done.state is State.SENT
+    posts = await sandbox.posts_of("alice")
+    assert [p.text for p in reversed(posts)] == PARTS
+    assert done.network_post_id.split() == [p.id for p in reversed(posts)]
+    assert [p.in_reply_to_id for p in reversed(posts)] == [None, posts[2].id, posts[1].id]
