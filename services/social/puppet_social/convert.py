@@ -10,6 +10,7 @@ from puppet.social.v1 import social_pb2 as s
 
 from puppet_social.accounts import SANDBOX, AccountRecord, Accounts
 from puppet_social.network import PostRecord
+from puppet_social.outbox import thread_parts
 from puppet_social.store import Action, Mention, OutboxItem, State
 
 URL = re.compile(r"https?://\S+")
@@ -21,6 +22,7 @@ KINDS = {
     Action.DELETE: s.ACTION_KIND_DELETE,
     Action.LIKE: s.ACTION_KIND_LIKE,
     Action.REPOST: s.ACTION_KIND_REPOST,
+    Action.THREAD: s.ACTION_KIND_THREAD,
 }
 
 STATES = {
@@ -75,20 +77,27 @@ def post_name(account_id: str, post_id: str) -> str:
     return f"accounts/{account_id}/posts/{post_id}"
 
 
+def _texts(row: OutboxItem) -> list[str]:
+    if row.action is Action.THREAD:
+        return thread_parts(row.text)
+    return [row.text] if row.text else []
+
+
 def item(row: OutboxItem) -> s.OutboxItem:
     out = s.OutboxItem(
         name=f"accounts/{row.account}/outbox/{row.id}",
         request_id=row.request_id,
         kind=KINDS[row.action],
         state=STATES[row.state],
-        texts=[row.text] if row.text else [],
+        texts=_texts(row),
         target=post_name(row.account, row.target_post_id) if row.target_post_id else "",
         attempts=row.attempts,
         create_time=timestamp(row.created_at),
         update_time=timestamp(row.updated_at),
     )
     if row.state is State.SENT and row.network_post_id:
-        out.posts.append(post_name(row.account, row.network_post_id))
+        # A thread keeps every part's id, in order, separated by spaces.
+        out.posts.extend(post_name(row.account, i) for i in row.network_post_id.split())
     if row.state in (State.QUEUED, State.APPROVED):
         out.next_attempt_time.CopyFrom(timestamp(row.next_attempt_at))
     if row.state is State.FAILED:

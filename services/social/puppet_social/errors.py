@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from puppet_runtime import (
     Aborted,
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    ResourceExhausted,
     Unavailable,
     invalid_field,
 )
@@ -78,6 +81,24 @@ def not_reviewable(name: str, state: str) -> FailedPrecondition:
 def network_unavailable(name: str) -> Unavailable:
     return Unavailable(
         "NETWORK_UNAVAILABLE", "The network did not answer; retry later.", {"name": name}
+    )
+
+
+def not_own_post(name: str, author: str) -> FailedPrecondition:
+    return FailedPrecondition(
+        "NOT_OWN_POST",
+        f"Post {name!r} was written by @{author}, not by the account in its name.",
+        {"name": name, "author_handle": author},
+    )
+
+
+def read_rate_limited(name: str, retry_at: float) -> ResourceExhausted:
+    when = datetime.fromtimestamp(retry_at, UTC).isoformat(timespec="seconds")
+    when = when.replace("+00:00", "Z")
+    return ResourceExhausted(
+        "READ_RATE_LIMITED",
+        f"The network's read limit is spent; retry at {when}.",
+        {"name": name, "retry_time": when},
     )
 
 

@@ -22,6 +22,8 @@ ENDPOINTS: Mapping[Action, str] = {
     Action.DELETE: DELETE,
     Action.LIKE: LIKES,
     Action.REPOST: RETWEETS,
+    # A thread plans each part as its own post; the thread item itself takes no slot.
+    Action.THREAD: POSTS,
 }
 
 

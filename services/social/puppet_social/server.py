@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from puppet.social.v1 import social_service_pb2 as pb
@@ -20,7 +20,15 @@ from puppet_social.accounts import (
     SqliteAccountStore,
 )
 from puppet_social.mentions import MentionPoller
-from puppet_social.network import Credentials, Network
+from puppet_social.network import (
+    AccountRef,
+    Credentials,
+    CredentialsRejected,
+    Network,
+    PostRecord,
+    RateInfo,
+    Result,
+)
 from puppet_social.outbox import Outbox
 from puppet_social.planner import RatePlanner
 from puppet_social.servicer import SocialServicer
@@ -70,6 +78,60 @@ def default_credentials(settings: SocialSettings) -> Credentials | None:
     if key is None or key_secret is None or token is None or token_secret is None:
         return None
     return Credentials(key, key_secret, token, token_secret)
+
+
+class PollingNetwork:
+    """The network as the mention poller sees it: a 401 on a poll holds the account.
+
+    The hold stops its polling and its outbox instead of backing off forever; VerifyAccount
+    with working credentials lifts it.
+    """
+
+    def __init__(self, network: Network, on_rejected: Callable[[AccountRef], None]) -> None:
+        self._network = network
+        self._on_rejected = on_rejected
+
+    async def mentions(
+        self, account: AccountRef, *, since_id: str | None = None, limit: int = 100
+    ) -> tuple[Sequence[PostRecord], RateInfo | None]:
+        try:
+            return await self._network.mentions(account, since_id=since_id, limit=limit)
+        except CredentialsRejected:
+            self._on_rejected(account)
+            raise
+
+    async def me(self, account: AccountRef) -> tuple[str, str]:
+        return await self._network.me(account)
+
+    async def create_post(
+        self,
+        account: AccountRef,
+        text: str,
+        *,
+        reply_to: str | None = None,
+        quote_of: str | None = None,
+    ) -> Result:
+        return await self._network.create_post(account, text, reply_to=reply_to, quote_of=quote_of)
+
+    async def delete_post(self, account: AccountRef, post_id: str) -> Result:
+        return await self._network.delete_post(account, post_id)
+
+    async def like(self, account: AccountRef, post_id: str) -> Result:
+        return await self._network.like(account, post_id)
+
+    async def repost(self, account: AccountRef, post_id: str) -> Result:
+        return await self._network.repost(account, post_id)
+
+    async def get_post(self, account: AccountRef, post_id: str) -> Result:
+        return await self._network.get_post(account, post_id)
+
+    async def conversation(
+        self, account: AccountRef, post_id: str, *, limit: int = 20
+    ) -> Sequence[PostRecord]:
+        return await self._network.conversation(account, post_id, limit=limit)
+
+    async def close(self) -> None:
+        """The composition root closes the wrapped network itself."""
 
 
 @dataclass
@@ -142,9 +204,17 @@ def compose(
     accounts = Accounts(opened_accounts, default_credentials(settings))
     planner = RatePlanner(opened_store, clock, default_tier=settings.default_tier)
     outbox = Outbox(opened_store, network, planner, clock, account_ref=accounts.ref)
+
+    def rejected(ref: AccountRef) -> None:
+        record = accounts.by_user_id(ref.user_id) if ref.user_id else None
+        record = record or accounts.by_handle(ref.handle)
+        if record is not None:
+            outbox.hold(record.account_id)
+            poller.remove_account(record.account_id)
+
     poller = MentionPoller(
         opened_store,
-        network,
+        PollingNetwork(network, rejected),
         planner,
         clock,
         account_ref=accounts.ref,

@@ -29,7 +29,9 @@ from puppet_social.network import (
     Unauthorized,
 )
 from puppet_social.network.sandbox import HandleTaken, SandboxNetwork
-from puppet_social.planner import DAY_S, DEFAULT_POLICIES, ENDPOINTS, POSTS
+from puppet_social.network.x_api import XApiNetwork
+from puppet_social.outbox import thread_text
+from puppet_social.planner import DAY_S, DEFAULT_POLICIES, ENDPOINTS, POSTS, reset_of
 from puppet_social.store import POSTING, Action, OutboxItem, State
 
 if TYPE_CHECKING:
@@ -40,6 +42,7 @@ ACCOUNT = re.compile(r"accounts/([a-z0-9_-]{1,64}|-)")
 POST = re.compile(r"accounts/([a-z0-9_-]{1,64}|-)/posts/([0-9A-Za-z_-]{1,64})")
 ITEM = re.compile(r"accounts/([a-z0-9_-]{1,64})/outbox/([0-9a-f]{1,64})")
 AGENT = re.compile(r"agents/[a-z0-9_-]{1,64}")
+X_PAGE_MAX = 100
 MASK_FIELDS = ("display_name", "agents", "review_required", "daily_post_cap")
 
 
@@ -131,6 +134,9 @@ class SocialServicer(rpc.SocialServiceServicer):
         target: str = "",
     ) -> s.OutboxItem:
         outbox = self._social.outbox
+        if outbox.held(record.account_id):
+            # X answered 401: nothing is sent for the account until VerifyAccount succeeds.
+            raise errors.credentials_rejected(f"accounts/{record.account_id}")
         row, new = await outbox.enqueue(
             record.account_id,
             request_id,
@@ -302,6 +308,8 @@ class SocialServicer(rpc.SocialServiceServicer):
                 )
             )
         await self._social.accounts.save(updated)
+        if request.HasField("credentials"):
+            await self._resume(updated)
         return pb.UpdateAccountResponse(account=convert.account(updated))
 
     async def VerifyAccount(
@@ -313,10 +321,18 @@ class SocialServicer(rpc.SocialServiceServicer):
         self._check_credentials(record)
         try:
             updated = await self._verify(record)
-        except RateLimited:
-            raise errors.network_unavailable(request.name) from None
+        except RateLimited as error:
+            retry_at = reset_of(error.rate, self._social.clock())
+            raise errors.read_rate_limited(request.name, retry_at) from None
         await self._social.accounts.save(updated)
+        await self._resume(updated)
         return pb.VerifyAccountResponse(account=convert.account(updated))
+
+    async def _resume(self, record: AccountRecord) -> None:
+        """Verified credentials lift a hold left by a 401: sending and polling start again."""
+        social = self._social
+        await social.outbox.release(record.account_id)
+        social.poller.add_account(record.account_id)
 
     # writes
 
@@ -342,8 +358,21 @@ class SocialServicer(rpc.SocialServiceServicer):
     async def CreateThread(
         self, request: pb.CreateThreadRequest, context: Context
     ) -> pb.CreateThreadResponse:
-        self._account("parent", request.parent)
-        raise errors.unsupported("CreateThread")
+        record = self._account("parent", request.parent)
+        assert record is not None
+        texts = list(request.texts)
+        if not 2 <= len(texts) <= 25:
+            raise errors.invalid_field("texts", "must have 2-25 parts")
+        _texts("texts", texts)
+        self._agent("agent", request.agent)
+        request_id = _request_id(request.request_id, required=True)
+        target = ""
+        if request.in_reply_to:
+            target = self._post("in_reply_to", request.in_reply_to)[1]
+        self._check_credentials(record)
+        text = thread_text(texts)
+        item = await self._enqueue(record, request_id, Action.THREAD, text=text, target=target)
+        return pb.CreateThreadResponse(item=item)
 
     async def DeletePost(
         self, request: pb.DeletePostRequest, context: Context
@@ -352,8 +381,25 @@ class SocialServicer(rpc.SocialServiceServicer):
         request_id = _request_id(request.request_id, required=True)
         record = self._social.accounts.get(account_id)
         assert record is not None
+        await self._check_author(record, request.name, post_id)
         item = await self._enqueue(record, request_id, Action.DELETE, target=post_id)
         return pb.DeletePostResponse(item=item)
+
+    async def _check_author(self, record: AccountRecord, name: str, post_id: str) -> None:
+        """NOT_OWN_POST when the post exists and another account wrote it.
+
+        A post that is gone (deleting a deleted post succeeds) or cannot be read now is left to
+        the outbox.
+        """
+        if not record.user_id:
+            return
+        social = self._social
+        try:
+            result = await social.network.get_post(social.accounts.ref_of(record), post_id)
+        except NetworkError:
+            return
+        if result.post is not None and result.post.author_id != record.user_id:
+            raise errors.not_own_post(name, result.post.author_handle)
 
     async def _react(
         self, account: str, post: str, agent: str, request_id: str, action: Action
@@ -396,7 +442,10 @@ class SocialServicer(rpc.SocialServiceServicer):
             return await coro
         except PostNotFound:
             raise errors.post_not_found(name) from None
-        except (Transient, RateLimited, NetworkError):
+        except RateLimited as error:
+            retry_at = reset_of(error.rate, self._social.clock())
+            raise errors.read_rate_limited(name, retry_at) from None
+        except (Transient, NetworkError):
             raise errors.network_unavailable(name) from None
 
     async def GetPost(self, request: pb.GetPostRequest, context: Context) -> pb.GetPostResponse:
@@ -442,8 +491,12 @@ class SocialServicer(rpc.SocialServiceServicer):
         query = f"posts|{request.parent}|{request.start_time.ToNanoseconds()}"
         after = _cursor(query, request.page_token)
         network = self._social.network
+        if isinstance(network, XApiNetwork):
+            if record is None:
+                raise errors.invalid_field("parent", "accounts/- lists the sandbox network only")
+            return await self._list_x_posts(request, record, network, query, after)
         if not isinstance(network, SandboxNetwork):
-            raise errors.unsupported("ListPosts on X")
+            raise errors.unsupported("ListPosts on this network")
         if record is None:
             rows = await network.timeline(after_id=after, limit=size + 1)
             through = "-"
@@ -461,6 +514,35 @@ class SocialServicer(rpc.SocialServiceServicer):
             author = accounts.by_user_id(row.author_id)
             who = author.account_id if through == "-" and author is not None else through
             posts.append(convert.post(row, who, accounts))
+        return pb.ListPostsResponse(posts=posts, next_page_token=token)
+
+    async def _list_x_posts(
+        self,
+        request: pb.ListPostsRequest,
+        record: AccountRecord,
+        network: XApiNetwork,
+        query: str,
+        cursor: Any,
+    ) -> pb.ListPostsResponse:
+        """One page of the account's own posts from GET /2/users/:id/tweets (X pages by 100)."""
+        size = min(_page_size(request.page_size), X_PAGE_MAX)
+        start = (
+            request.start_time.ToDatetime().timestamp() if request.HasField("start_time") else None
+        )
+        social = self._social
+        rows, next_token = await self._read(
+            network.user_posts(
+                social.accounts.ref_of(record),
+                start_time=start,
+                page_token=str(cursor or ""),
+                limit=size,
+            ),
+            request.parent,
+        )
+        if start is not None:
+            rows = [r for r in rows if r.created_at.timestamp() >= start]
+        token = paging.encode(query, next_token) if next_token else ""
+        posts = [convert.post(r, record.account_id, social.accounts) for r in rows]
         return pb.ListPostsResponse(posts=posts, next_page_token=token)
 
     async def ListMentions(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,6 +40,7 @@ DEFAULT_LIMITS = {
     "GET /2/tweets/:id": 900,
     "GET /2/tweets/search/recent": 180,
     "GET /2/users/:id/mentions": 180,
+    "GET /2/users/:id/tweets": 900,
 }
 _MENTION = re.compile(r"(?<![\w@])@(\w{1,15})")
 
@@ -78,7 +81,9 @@ class Tweet:
 @dataclass
 class Scripted:
     """A canned answer for the next request matching ``endpoint`` (None: any); ``status`` 0 only
-    delays. Scripted answers are given after the signature check."""
+    delays. Scripted answers are given after the signature check. ``skip`` lets that many
+    matching requests through first; ``hold_s`` answers normally (a post is stored) but only after
+    that many seconds, the "accepted, then the client died before reading it" case."""
 
     status: int
     body: dict[str, Any] = field(default_factory=dict)
@@ -86,6 +91,8 @@ class Scripted:
     delay_s: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "application/json"
+    skip: int = 0
+    hold_s: float = 0.0
 
 
 def rate_limited(endpoint: str | None = None, reset_in_s: int = 60) -> Scripted:
@@ -112,6 +119,11 @@ def server_error(endpoint: str | None = None, status: int = 503) -> Scripted:
 
 def slow(delay_s: float, endpoint: str | None = None) -> Scripted:
     return Scripted(0, endpoint=endpoint, delay_s=delay_s)
+
+
+def held(hold_s: float, endpoint: str | None = "POST /2/tweets", *, skip: int = 0) -> Scripted:
+    """Act on the request at once, answer it only after hold_s (or when the fake stops)."""
+    return Scripted(0, endpoint=endpoint, hold_s=hold_s, skip=skip)
 
 
 _DUPLICATE_BODY = {
@@ -170,6 +182,11 @@ class FakeX:
     day_limit: int = 100
     exchanges: list[Exchange] = field(default_factory=list)
     rejected_signatures: int = 0
+    storm_until: float = 0.0
+    """Until then (Unix seconds) every POST /2/tweets is a 429 whose reset is that time."""
+    storm_refusals: int = 0
+    requests: Counter[str] = field(default_factory=Counter)
+    """Authenticated requests per endpoint, counted on arrival (held answers included)."""
     base_url: str = ""
     _windows: dict[tuple[str, str], tuple[float, int]] = field(default_factory=dict)
     _nonces: set[str] = field(default_factory=set)
@@ -217,13 +234,40 @@ class FakeX:
         if user is None:
             return 401, {"code": 32, "message": "Could not authenticate you."}, {}, ""
         with self._lock:
-            scripted = next((s for s in self.script if s.endpoint in (None, endpoint)), None)
-            if scripted is not None:
-                self.script.remove(scripted)
+            self.requests[endpoint] += 1
+            scripted = self._scripted(endpoint)
         if scripted is not None and scripted.delay_s:
             self._stopping.wait(scripted.delay_s)
         if scripted is not None and scripted.status:
             return scripted.status, scripted.body, scripted.headers, scripted.content_type
+        if endpoint == "POST /2/tweets" and time.time() < self.storm_until:
+            with self._lock:
+                self.storm_refusals += 1
+            refused = {
+                "x-rate-limit-limit": str(self.limits.get(endpoint, 100)),
+                "x-rate-limit-remaining": "0",
+                "x-rate-limit-reset": str(math.ceil(self.storm_until)),
+            }
+            return 429, {"code": 88, "message": "Rate limit exceeded"}, refused, ""
+        answer = self._answer(endpoint, path, query, raw, user)
+        if scripted is not None and scripted.hold_s:
+            self._stopping.wait(scripted.hold_s)
+        return answer
+
+    def _scripted(self, endpoint: str) -> Scripted | None:
+        for scripted in self.script:
+            if scripted.endpoint not in (None, endpoint):
+                continue
+            if scripted.skip:
+                scripted.skip -= 1
+                return None
+            self.script.remove(scripted)
+            return scripted
+        return None
+
+    def _answer(
+        self, endpoint: str, path: str, query: dict[str, str], raw: bytes, user: User
+    ) -> Answer:
         with self._lock:
             rate = self._count(endpoint, user.id, self.limits.get(endpoint, 100), WINDOW_S, "")
             if endpoint == "POST /2/tweets":
@@ -342,6 +386,12 @@ class FakeX:
                 if handle in (m.lower() for m in _MENTION.findall(t.text))
             ]
             return self._listing(mentioned, query, 5)
+        if endpoint == "GET /2/users/:id/tweets":
+            if segments[2] not in self.users:
+                return 200, {"errors": [_not_found("user", segments[2])]}, ""
+            return self._listing(
+                [t for t in self.tweets.values() if t.author_id == segments[2]], query, 5
+            )
         return 404, _invalid(f"No route for {endpoint}"), "problem"
 
     def _create(self, body: Any, user: User) -> tuple[int, dict[str, Any], str]:
@@ -368,11 +418,22 @@ class FakeX:
         if not minimum <= max_results <= 100:
             return 400, _invalid(f"max_results must be {minimum} to 100"), "problem"
         since = query.get("since_id")
-        chosen = sorted(
-            (t for t in tweets if since is None or int(t.id) > int(since)),
+        start = query.get("start_time", "")
+        below = query.get("pagination_token", "").removeprefix("below-")
+        until = query.get("until_id")
+        matching = sorted(
+            (
+                t
+                for t in tweets
+                if (since is None or int(t.id) > int(since))
+                and (not start or _instant(t.created_at) >= _instant(start))
+                and (not below or int(t.id) < int(below))
+                and (until is None or int(t.id) < int(until))
+            ),
             key=lambda t: int(t.id),
             reverse=True,
-        )[:max_results]
+        )
+        chosen = matching[:max_results]
         if not chosen:
             return 200, {"meta": {"result_count": 0}}, ""
         body = self._posts_body(chosen, query, single=False)
@@ -381,6 +442,8 @@ class FakeX:
             "newest_id": chosen[0].id,
             "oldest_id": chosen[-1].id,
         }
+        if len(matching) > max_results:
+            body["meta"]["next_token"] = f"below-{chosen[-1].id}"
         return 200, body, ""
 
     def _posts_body(
@@ -443,6 +506,10 @@ class FakeX:
     def record(self, exchange: Exchange) -> None:
         with self._lock:
             self.exchanges.append(exchange)
+
+
+def _instant(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _endpoint(method: str, path: str) -> str:

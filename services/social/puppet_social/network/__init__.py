@@ -86,6 +86,11 @@ class Unauthorized(NetworkError):
     """401/403: the credentials are wrong, revoked or lack the scope."""
 
 
+class CredentialsRejected(Unauthorized):
+    """401: the network refuses the credentials themselves, for every call, until they change
+    (a 403 refusing one action stays a plain Unauthorized)."""
+
+
 class PostNotFound(NetworkError):
     """The post (to reply to, quote, like, delete or read) does not exist."""
 

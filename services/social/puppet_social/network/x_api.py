@@ -13,6 +13,7 @@ import httpx
 
 from puppet_social.network import (
     AccountRef,
+    CredentialsRejected,
     DuplicateContent,
     NetworkError,
     PostNotFound,
@@ -28,6 +29,9 @@ from puppet_social.network._oauth1 import authorization
 log = logging.getLogger(__name__)
 
 TWEET_FIELDS = "author_id,created_at,conversation_id,referenced_tweets,entities"
+USER_POSTS = "GET /2/users/:id/tweets"
+RECENT_PAGES = 5
+"""Pages of own posts reconcile reads at most (100 each): more than any crash window holds."""
 _MENTION = re.compile(r"(?<![\w@])@(\w{1,15})")
 _DUPLICATE = re.compile(r"duplicate", re.IGNORECASE)
 
@@ -184,7 +188,9 @@ class XApiNetwork:
             _DUPLICATE.search(detail) or any(e.get("code") == 187 for e in errors)
         ):
             raise DuplicateContent(message, rate)
-        if status in (401, 403):
+        if status == 401:
+            raise CredentialsRejected(message, rate)
+        if status == 403:
             raise Unauthorized(message, rate)
         if status == 404 or (
             not (isinstance(payload, dict) and "data" in payload) and _not_found(errors)
@@ -321,6 +327,65 @@ class XApiNetwork:
             key=lambda p: _id_key(p.id),
         )
         return ordered[-limit:] if limit > 0 else []
+
+    async def user_posts(
+        self,
+        account: AccountRef,
+        *,
+        start_time: float | None = None,
+        page_token: str = "",
+        limit: int = 100,
+    ) -> tuple[list[PostRecord], str]:
+        """One page of the account's own posts, newest first, and the next page's token ("").
+
+        X pages by at least 5: a smaller page continues with until_id, a full one with X's
+        pagination_token; the token says which.
+        """
+        user_id = await self._user_id(account)
+        params = [
+            ("max_results", str(min(max(limit, 5), 100))),
+            ("tweet.fields", TWEET_FIELDS),
+            ("expansions", "author_id"),
+            ("user.fields", "username"),
+        ]
+        if start_time is not None:
+            start = datetime.fromtimestamp(int(start_time), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            params.append(("start_time", start))
+        if page_token.startswith("until:"):
+            params.append(("until_id", page_token.removeprefix("until:")))
+        elif page_token:
+            params.append(("pagination_token", page_token))
+        body, _ = await self._call(
+            account,
+            "GET",
+            f"/2/users/{quote(user_id, safe='')}/tweets",
+            USER_POSTS,
+            params=params,
+        )
+        users = _users(body)
+        posts = sorted(
+            (_record(d, users) for d in body.get("data") or []),
+            key=lambda p: _id_key(p.id),
+            reverse=True,
+        )
+        meta = body.get("meta") or {}
+        if len(posts) > limit > 0:
+            return posts[:limit], f"until:{posts[limit - 1].id}"
+        return posts, str(meta.get("next_token") or "")
+
+    async def recent_posts(self, account: AccountRef, *, since: float) -> list[PostRecord]:
+        """The account's posts created at or after since (whole seconds), oldest first.
+
+        What outbox reconcile reads after a crash to learn whether a claimed post went out.
+        """
+        found: list[PostRecord] = []
+        token = ""
+        for _ in range(RECENT_PAGES):
+            page, token = await self.user_posts(account, start_time=since, page_token=token)
+            found.extend(page)
+            if not token:
+                break
+        return sorted(found, key=lambda p: _id_key(p.id))
 
     async def mentions(
         self, account: AccountRef, *, since_id: str | None = None, limit: int = 100

@@ -32,6 +32,8 @@ class Action(StrEnum):
     DELETE = "delete"
     LIKE = "like"
     REPOST = "repost"
+    THREAD = "thread"
+    """Drives one part item per text (POST or REPLY rows keyed by part_request_id)."""
 
 
 POSTING = frozenset({Action.POST, Action.REPLY, Action.QUOTE})
