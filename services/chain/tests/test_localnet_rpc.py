@@ -7,6 +7,7 @@ import httpx
 import pytest
 from puppet_chain.localnet import LocalSolana
 from puppet_chain.localnet.solana_rpc import b58decode, b58encode
+from solana.exceptions import SolanaRpcException
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.core import RPCException
 from solana.rpc.models import TokenAccountOpts, TxOpts
@@ -352,3 +353,19 @@ def test_base58_round_trip() -> None:
     assert b58decode("112") == b"\0\0\1"
     with pytest.raises(ValueError, match="invalid base58"):
         b58decode("0OIl")
+
+
+async def test_fail_next_http500_then_recovers(node: LocalSolana, client: AsyncClient) -> None:
+    node.fail_next(2, "http500")
+    for _ in range(2):
+        with pytest.raises(SolanaRpcException):
+            await client.get_slot()
+    assert (await client.get_slot()).value > 0
+
+
+async def test_fail_next_timeout_stalls_until_the_client_gives_up(node: LocalSolana) -> None:
+    node.fail_next(2, "timeout")  # solana-py retries a transport error once
+    async with AsyncClient(node.url, timeout=0.2) as impatient:
+        with pytest.raises(SolanaRpcException):
+            await impatient.get_latest_blockhash()
+        assert (await impatient.get_slot()).value > 0

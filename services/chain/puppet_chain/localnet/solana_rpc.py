@@ -10,7 +10,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal
 
@@ -46,6 +45,8 @@ from spl.token.instructions import (
     mint_to_checked,
 )
 from spl.token.models import InitializeMint2Params, MintToCheckedParams
+
+from puppet_chain.localnet._http import LocalHttpServer, Request, Response
 
 __all__ = ["FailureKind", "LocalSolana", "RpcError"]
 
@@ -254,8 +255,7 @@ class LocalSolana:
         self._failures: collections.deque[FailureKind] = collections.deque()
         self._stall_s = stall_s
         self._closing = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http = LocalHttpServer(self._serve, name="local-solana")
         self._methods: dict[str, Callable[[list[Any]], Any]] = {
             "getHealth": lambda _p: "ok",
             "getVersion": lambda _p: {
@@ -285,40 +285,19 @@ class LocalSolana:
 
     def start(self) -> str:
         """Serve on 127.0.0.1 on a free port; returns the endpoint URL."""
-        if self._server is not None:
-            return self.url
-        self._closing.clear()
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            daemon=True,
-            name="local-solana",
-        )
-        self._thread.start()
-        logger.info("local solana listening on %s", self.url)
-        return self.url
+        if not self._http.running:
+            self._closing.clear()
+        return self._http.start()
 
     def stop(self) -> None:
         """Stop serving; stalled requests are released."""
         self._closing.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
+        self._http.stop()
 
     @property
     def url(self) -> str:
         """The JSON-RPC endpoint, e.g. http://127.0.0.1:54321."""
-        if self._server is None:
-            raise RuntimeError("LocalSolana is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._http.url
 
     def __enter__(self) -> LocalSolana:
         self.start()
@@ -400,6 +379,17 @@ class LocalSolana:
         ]
         self._run_internal(ixs, [self._faucet, authority])
         return ata
+
+    def create_token_account(self, mint: Pubkey, owner: Pubkey) -> Pubkey:
+        """Create `owner`'s associated token account for any SPL Token mint (idempotent)."""
+        ix = create_idempotent_associated_token_account(self._faucet.pubkey(), owner, mint)
+        self._run_internal([ix], [self._faucet])
+        return get_associated_token_address(owner, mint)
+
+    def mint_decimals(self, mint: Pubkey) -> int:
+        """The decimals of an SPL Token mint; raises RpcError when `mint` is not one."""
+        with self._lock:
+            return self._mint_decimals(mint)
 
     def balance(self, pubkey: Pubkey) -> int:
         """Lamports held by `pubkey` (0 when the account does not exist)."""
@@ -946,6 +936,19 @@ class LocalSolana:
                 "id": request_id,
             }
 
+    def _serve(self, request: Request) -> Response | None:
+        if request.method == "GET":
+            if request.path.rstrip("/") == "/health":
+                return Response(200, b"ok", "text/plain")
+            return Response(404, b"not found", "text/plain")
+        failure = self._take_failure()
+        if failure == "timeout":
+            self._closing.wait(self._stall_s)
+            return None
+        if failure == "http500":
+            return Response(500, b'{"error":"injected failure"}')
+        return Response(200, self._handle(request.body))
+
     def _handle(self, body: bytes) -> bytes:
         try:
             request = json.loads(body)
@@ -961,42 +964,3 @@ class LocalSolana:
             else:
                 response = self._call(request)
         return json.dumps(response, separators=(",", ":")).encode()
-
-
-def _make_handler(node: LocalSolana) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
-
-        def log_message(self, format: str, *args: Any) -> None:
-            logger.debug("%s " + format, self.address_string(), *args)
-
-        def _reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-            reason = self.responses.get(status, ("",))[0]
-            head = (
-                f"HTTP/1.1 {status} {reason}\r\n"
-                f"Content-Type: {content_type}\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n"
-            ).encode()
-            self.wfile.write(head + body)
-
-        def do_GET(self) -> None:
-            if self.path.rstrip("/") == "/health":
-                self._reply(200, b"ok", "text/plain")
-            else:
-                self._reply(404, b"not found", "text/plain")
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length)
-            failure = node._take_failure()
-            if failure == "timeout":
-                node._closing.wait(node._stall_s)
-                self.close_connection = True
-                return
-            if failure == "http500":
-                self._reply(500, b'{"error":"injected failure"}')
-                return
-            self._reply(200, node._handle(body))
-
-    return Handler
