@@ -1,5 +1,6 @@
 """LocalSolana through the unmodified solana-py AsyncClient: SOL, SPL, errors and receipts' data."""
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -16,11 +17,14 @@ from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.message import MessageV0
 from solders.pubkey import Pubkey
-from solders.rpc.errors import SendTransactionPreflightFailureMessage
+from solders.rpc.errors import (
+    SendTransactionPreflightFailureMessage,
+    UnsupportedTransactionVersionMessage,
+)
 from solders.signature import Signature
 from solders.system_program import CreateAccountParams, TransferParams, create_account, transfer
 from solders.token.associated import get_associated_token_address
-from solders.transaction import VersionedTransaction
+from solders.transaction import Legacy, Transaction, VersionedTransaction
 from solders.transaction_status import (
     InstructionErrorCustom,
     TransactionErrorFieldless,
@@ -369,3 +373,56 @@ async def test_fail_next_timeout_stalls_until_the_client_gives_up(node: LocalSol
         with pytest.raises(SolanaRpcException):
             await impatient.get_latest_blockhash()
         assert (await impatient.get_slot()).value > 0
+
+
+async def test_an_unfunded_fee_payer_is_refused(client: AsyncClient) -> None:
+    ghost = Keypair()
+    ix = transfer(TransferParams(from_pubkey=ghost.pubkey(), to_pubkey=ghost.pubkey(), lamports=1))
+    with pytest.raises(RPCException) as caught:
+        await client.send_raw_transaction(await _signed(client, [ix], ghost))
+    assert _preflight_error(caught) == TransactionErrorFieldless.AccountNotFound
+    assert "no record of a prior credit" in caught.value.args[0].message
+
+
+async def test_legacy_transactions_and_their_json(client: AsyncClient) -> None:
+    alice, bob = await _funded(client), Keypair()
+    blockhash = (await client.get_latest_blockhash()).value.blockhash
+    ix = transfer(TransferParams(from_pubkey=alice.pubkey(), to_pubkey=bob.pubkey(), lamports=SOL))
+    legacy = Transaction.new_signed_with_payer([ix], alice.pubkey(), [alice], blockhash)
+    signature = (await client.send_raw_transaction(bytes(legacy))).value
+    await client.confirm_transaction(signature)
+    found = (await client.get_transaction(signature)).value
+    assert found is not None
+    assert found.transaction.version == Legacy.Legacy
+    assert found.transaction.meta is not None
+    assert found.transaction.meta.post_balances[1] == SOL
+
+
+async def test_v0_get_transaction_needs_max_supported_version(client: AsyncClient) -> None:
+    alice = await _funded(client)
+    ix = transfer(TransferParams(from_pubkey=alice.pubkey(), to_pubkey=alice.pubkey(), lamports=1))
+    signature = Signature.from_string(await _send(client, [ix], alice))
+    with pytest.raises(RPCException) as caught:
+        await client.get_transaction(signature)
+    assert isinstance(caught.value.args[0], UnsupportedTransactionVersionMessage)
+    found = (await client.get_transaction(signature, max_supported_transaction_version=0)).value
+    assert found is not None
+    assert found.transaction.version == 0
+    assert (await client.get_transaction(Signature.new_unique(), "json", None, 0)).value is None
+
+
+async def test_concurrent_transfers_all_land_in_distinct_slots(client: AsyncClient) -> None:
+    wallets = [await _funded(client, SOL) for _ in range(20)]
+    sink = (await _funded(client, SOL)).pubkey()
+
+    async def pay(wallet: Keypair) -> str:
+        ix = transfer(TransferParams(from_pubkey=wallet.pubkey(), to_pubkey=sink, lamports=1_000))
+        return await _send(client, [ix], wallet)
+
+    signatures = await asyncio.gather(*(pay(wallet) for wallet in wallets))
+    statuses = (
+        await client.get_signature_statuses([Signature.from_string(s) for s in signatures])
+    ).value
+    slots = [status.slot for status in statuses if status is not None and status.err is None]
+    assert len(set(slots)) == len(wallets)
+    assert (await client.get_balance(sink)).value == SOL + 20 * 1_000

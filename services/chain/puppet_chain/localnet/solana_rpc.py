@@ -63,6 +63,15 @@ _MINT_LEN = 82
 _TOKEN_ACCOUNT_LEN = 165
 _FAUCET_LAMPORTS = 10**17
 _MAX_HISTORY = 100_000
+_FIELDLESS_MESSAGES = [
+    (TransactionErrorFieldless.AlreadyProcessed, "This transaction has already been processed"),
+    (TransactionErrorFieldless.BlockhashNotFound, "Blockhash not found"),
+    (
+        TransactionErrorFieldless.AccountNotFound,
+        "Attempt to debit an account but found no record of a prior credit.",
+    ),
+    (TransactionErrorFieldless.InsufficientFundsForFee, "Insufficient funds for fee"),
+]
 
 
 class RpcError(Exception):
@@ -169,10 +178,14 @@ def _preflight_message(err: TransactionErrorType) -> str:
         if isinstance(custom, int):
             detail = f"custom program error: {custom:#x}"
         return f"Transaction simulation failed: Error processing Instruction {index}: {detail}"
-    if err == TransactionErrorFieldless.AlreadyProcessed:
-        return "Transaction simulation failed: This transaction has already been processed"
-    if err == TransactionErrorFieldless.BlockhashNotFound:
-        return "Transaction simulation failed: Blockhash not found"
+    if isinstance(err, TransactionErrorInsufficientFundsForRent):
+        return (
+            "Transaction simulation failed: Transaction results in an account "
+            f"({err.account_index}) with insufficient funds for rent"
+        )
+    for known, text in _FIELDLESS_MESSAGES:
+        if err == known:
+            return f"Transaction simulation failed: {text}"
     return f"Transaction simulation failed: {err}"
 
 
@@ -685,7 +698,7 @@ class LocalSolana:
             record = self._history.get(signature)
         if record is None:
             return None
-        version = record.tx.version
+        version = record.tx.version()
         legacy = not isinstance(version, int)
         if not legacy and config.get("maxSupportedTransactionVersion") is None:
             raise RpcError(
