@@ -191,3 +191,12 @@ def test_a_standalone_jupiter_without_api_key(env: Embedded) -> None:
     with LocalJupiter(env.solana, env.liquidity, {str(SOL_MINT): Decimal(1)}) as plain:
         reply = httpx.get(f"{plain.url}/price/v3", params={"ids": str(SOL_MINT)})
     assert reply.json()[str(SOL_MINT)]["usdPrice"] == 1.0
+
+
+async def test_fail_next_on_jupiter(env: Embedded, jup: httpx.AsyncClient) -> None:
+    env.jupiter.fail_next(1, "http500")
+    assert (await jup.get("/price/v3", params={"ids": str(SOL_MINT)})).status_code == 500
+    env.jupiter.fail_next(1, "timeout")
+    with pytest.raises(httpx.ReadTimeout):
+        await jup.get("/price/v3", params={"ids": str(SOL_MINT)}, timeout=0.2)
+    assert (await jup.get("/price/v3", params={"ids": str(SOL_MINT)})).status_code == 200

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,9 @@ class Response:
 
 Handler = Callable[[Request], Response | None]
 
+FailureKind = Literal["http500", "timeout"]
+"""`http500` answers 500; `timeout` holds the request unanswered, then closes the connection."""
+
 
 class LocalHttpServer:
     """Serves `handler` on 127.0.0.1 (port 0) from a daemon thread, one thread per connection.
@@ -42,16 +46,39 @@ class LocalHttpServer:
     Nagle's algorithm.
     """
 
-    def __init__(self, handler: Handler, *, name: str) -> None:
+    def __init__(self, handler: Handler, *, name: str, stall_s: float = 30.0) -> None:
         self._handler = handler
         self._name = name
+        self._stall_s = stall_s
+        self._failures: collections.deque[FailureKind] = collections.deque()
+        self._failures_lock = threading.Lock()
+        self._closing = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+
+    def fail_next(self, n: int = 1, kind: FailureKind = "http500") -> None:
+        """Make the next `n` requests fail as `kind`; a `timeout` is held for `stall_s` seconds
+        or until `stop()`."""
+        if kind not in ("http500", "timeout"):
+            raise ValueError(f"unknown failure kind: {kind}")
+        with self._failures_lock:
+            self._failures.extend([kind] * n)
+
+    def _dispatch(self, request: Request) -> Response | None:
+        with self._failures_lock:
+            failure = self._failures.popleft() if self._failures else None
+        if failure == "timeout":
+            self._closing.wait(self._stall_s)
+            return None
+        if failure == "http500":
+            return Response(500, b'{"error":"injected failure"}')
+        return self._handler(request)
 
     def start(self) -> str:
         """Start serving (idempotent); returns the base URL."""
         if self._server is None:
-            server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self._handler))
+            self._closing.clear()
+            server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self._dispatch))
             server.daemon_threads = True
             thread = threading.Thread(
                 target=server.serve_forever,
@@ -65,7 +92,8 @@ class LocalHttpServer:
         return self.url
 
     def stop(self) -> None:
-        """Stop accepting and close the listening socket (idempotent)."""
+        """Stop accepting, release stalled requests, close the listening socket (idempotent)."""
+        self._closing.set()
         server, thread = self._server, self._thread
         self._server = self._thread = None
         if server is not None:

@@ -25,7 +25,7 @@ from spl.token.constants import TOKEN_PROGRAM_ID, WRAPPED_SOL_MINT
 from spl.token.instructions import create_idempotent_associated_token_account, transfer_checked
 from spl.token.models import TransferCheckedParams
 
-from puppet_chain.localnet._http import LocalHttpServer, Request, Response
+from puppet_chain.localnet._http import FailureKind, LocalHttpServer, Request, Response
 from puppet_chain.localnet.solana_rpc import LocalSolana, RpcError
 
 __all__ = ["SOL_MINT", "JupiterError", "LocalJupiter"]
@@ -94,13 +94,14 @@ class LocalJupiter:
         prices: Mapping[str, Decimal],
         *,
         api_key: str | None = None,
+        stall_s: float = 30.0,
     ) -> None:
         self._solana = solana
         self._liquidity = liquidity
         self._prices: dict[Pubkey, Decimal] = {}
         self._api_key = api_key
         self._lock = threading.Lock()
-        self._http = LocalHttpServer(self._serve, name="local-jupiter")
+        self._http = LocalHttpServer(self._serve, name="local-jupiter", stall_s=stall_s)
         for mint, usd in prices.items():
             self.set_price(mint, usd)
 
@@ -135,6 +136,11 @@ class LocalJupiter:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    def fail_next(self, n: int = 1, kind: FailureKind = "http500") -> None:
+        """Make the next `n` HTTP requests fail: `http500` answers 500, `timeout` never answers
+        (the connection is held for `stall_s` seconds or until `stop()`, then closed)."""
+        self._http.fail_next(n, kind)
 
     def set_price(self, mint: str | Pubkey, usd: Decimal) -> None:
         """Set (or change) a tradable mint's USD price; creates the liquidity token account."""

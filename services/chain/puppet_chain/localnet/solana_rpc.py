@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 from solders.account import Account
 from solders.hash import Hash
@@ -46,13 +46,11 @@ from spl.token.instructions import (
 )
 from spl.token.models import InitializeMint2Params, MintToCheckedParams
 
-from puppet_chain.localnet._http import LocalHttpServer, Request, Response
+from puppet_chain.localnet._http import FailureKind, LocalHttpServer, Request, Response
 
 __all__ = ["FailureKind", "LocalSolana", "RpcError"]
 
 logger = logging.getLogger(__name__)
-
-FailureKind = Literal["http500", "timeout"]
 
 LAMPORTS_PER_SIGNATURE = 5_000
 SOLANA_CORE_VERSION = "2.2.7"
@@ -265,10 +263,7 @@ class LocalSolana:
         self._history: collections.OrderedDict[Signature, _Record] = collections.OrderedDict()
         self._decimals: dict[Pubkey, int] = {}
         self._mint_authorities: dict[Pubkey, Keypair] = {}
-        self._failures: collections.deque[FailureKind] = collections.deque()
-        self._stall_s = stall_s
-        self._closing = threading.Event()
-        self._http = LocalHttpServer(self._serve, name="local-solana")
+        self._http = LocalHttpServer(self._serve, name="local-solana", stall_s=stall_s)
         self._methods: dict[str, Callable[[list[Any]], Any]] = {
             "getHealth": lambda _p: "ok",
             "getVersion": lambda _p: {
@@ -298,13 +293,10 @@ class LocalSolana:
 
     def start(self) -> str:
         """Serve on 127.0.0.1 on a free port; returns the endpoint URL."""
-        if not self._http.running:
-            self._closing.clear()
         return self._http.start()
 
     def stop(self) -> None:
         """Stop serving; stalled requests are released."""
-        self._closing.set()
         self._http.stop()
 
     @property
@@ -329,10 +321,7 @@ class LocalSolana:
     def fail_next(self, n: int = 1, kind: FailureKind = "http500") -> None:
         """Make the next `n` HTTP requests fail: `http500` answers 500, `timeout` never answers
         (the connection is held for `stall_s` seconds or until `stop()`, then closed)."""
-        if kind not in ("http500", "timeout"):
-            raise ValueError(f"unknown failure kind: {kind}")
-        with self._lock:
-            self._failures.extend([kind] * n)
+        self._http.fail_next(n, kind)
 
     def airdrop(self, pubkey: Pubkey, lamports: int) -> Signature:
         """Fund `pubkey` with a real transfer from the faucet (recorded like any transaction)."""
@@ -920,10 +909,6 @@ class LocalSolana:
 
     # ------------------------------------------------------------------ HTTP plumbing
 
-    def _take_failure(self) -> FailureKind | None:
-        with self._lock:
-            return self._failures.popleft() if self._failures else None
-
     def _call(self, request: Any) -> dict[str, Any] | None:
         if not isinstance(request, dict) or not isinstance(request.get("method"), str):
             return {
@@ -954,12 +939,6 @@ class LocalSolana:
             if request.path.rstrip("/") == "/health":
                 return Response(200, b"ok", "text/plain")
             return Response(404, b"not found", "text/plain")
-        failure = self._take_failure()
-        if failure == "timeout":
-            self._closing.wait(self._stall_s)
-            return None
-        if failure == "http500":
-            return Response(500, b'{"error":"injected failure"}')
         return Response(200, self._handle(request.body))
 
     def _handle(self, body: bytes) -> bytes:
