@@ -84,6 +84,13 @@ async def test_health_version_and_is_connected(client: AsyncClient) -> None:
     assert await client.is_connected()
     assert (await client.get_version()).value.solana_core
     assert (await client.get_slot()).value > 0
+    epoch = (await client.get_epoch_info()).value
+    assert epoch.absolute_slot == (await client.get_slot()).value
+    assert (await client.get_genesis_hash()).value
+    assert (await client.get_recent_prioritization_fees()).value == []
+    before = (await client.get_transaction_count()).value
+    await _funded(client)
+    assert (await client.get_transaction_count()).value == before + 1
 
 
 async def test_airdrop_confirms_and_funds(client: AsyncClient) -> None:

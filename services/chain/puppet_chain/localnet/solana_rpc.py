@@ -257,6 +257,8 @@ class LocalSolana:
         )
         self._slot = self._svm.get_clock().slot
         self._height = self._slot
+        self._genesis = self._svm.latest_blockhash()
+        self._tx_count = 0
         self._valid_blocks = blockhash_valid_blocks
         self._blockhashes: collections.OrderedDict[Hash, int] = collections.OrderedDict()
         self._blockhashes[self._svm.latest_blockhash()] = self._height + blockhash_valid_blocks
@@ -287,6 +289,10 @@ class LocalSolana:
             "getTokenAccountBalance": self._get_token_account_balance,
             "getTokenAccountsByOwner": self._get_token_accounts_by_owner,
             "getTokenSupply": self._get_token_supply,
+            "getEpochInfo": self._get_epoch_info,
+            "getGenesisHash": lambda _p: str(self._genesis),
+            "getTransactionCount": lambda _p: self._tx_count,
+            "getRecentPrioritizationFees": lambda _p: [],
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -479,6 +485,7 @@ class LocalSolana:
         return last_valid is not None and self._height <= last_valid
 
     def _advance(self) -> None:
+        self._tx_count += 1
         self._slot += 1
         self._height += 1
         self._svm.warp_to_slot(self._slot)
@@ -552,6 +559,18 @@ class LocalSolana:
 
     def _context(self, value: Any) -> dict[str, Any]:
         return {"context": {"slot": self._slot, "apiVersion": SOLANA_CORE_VERSION}, "value": value}
+
+    def _get_epoch_info(self, _params: list[Any]) -> Any:
+        with self._lock:
+            slots_per_epoch = self._svm.get_epoch_schedule().slots_per_epoch
+            return {
+                "absoluteSlot": self._slot,
+                "blockHeight": self._height,
+                "epoch": self._slot // slots_per_epoch,
+                "slotIndex": self._slot % slots_per_epoch,
+                "slotsInEpoch": slots_per_epoch,
+                "transactionCount": self._tx_count,
+            }
 
     def _get_latest_blockhash(self, _params: list[Any]) -> Any:
         blockhash, last_valid = self.latest_blockhash()
