@@ -198,6 +198,23 @@ async def test_simulate_and_fee_for_message(client: AsyncClient) -> None:
     assert (await client.simulate_transaction(good, sig_verify=True)).value.err is None
     assert (await client.get_fee_for_message(good.message)).value == 5_000  # type: ignore[arg-type]
     assert (await client.get_minimum_balance_for_rent_exemption(165)).value > 0
+    stale = VersionedTransaction(
+        MessageV0.try_compile(alice.pubkey(), [ok], [], Hash.new_unique()), [alice]
+    )
+    assert (await client.simulate_transaction(stale)).value.err == (
+        TransactionErrorFieldless.BlockhashNotFound
+    )
+    replaced = (
+        await client.simulate_transaction(
+            stale, replace_recent_blockhash=True, accounts_addresses=[alice.pubkey()]
+        )
+    ).value
+    assert replaced.err is None
+    assert replaced.replacement_blockhash is not None
+    assert replaced.accounts is not None
+    assert replaced.accounts[0] is not None
+    assert replaced.accounts[0].lamports == SOL - 5_000  # the simulated fee, nothing committed
+    assert (await client.get_balance(alice.pubkey())).value == SOL
 
 
 async def _create_mint(client: AsyncClient, payer: Keypair, decimals: int) -> Pubkey:
