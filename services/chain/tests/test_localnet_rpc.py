@@ -144,6 +144,22 @@ async def test_failed_transaction_without_preflight_lands_with_its_error(
     assert (await client.get_balance(alice.pubkey())).value == SOL - 5_000
 
 
+async def test_signatures_for_address_newest_first(client: AsyncClient) -> None:
+    alice, bob = await _funded(client), Keypair()
+    ix = transfer(TransferParams(from_pubkey=alice.pubkey(), to_pubkey=bob.pubkey(), lamports=SOL))
+    first = await _send(client, [ix], alice)
+    second = await _send(client, [ix], alice)
+    listed = (await client.get_signatures_for_address(bob.pubkey())).value
+    assert [str(item.signature) for item in listed] == [second, first]
+    assert listed[0].slot > listed[1].slot
+    older = (
+        await client.get_signatures_for_address(
+            alice.pubkey(), before=Signature.from_string(second), limit=1
+        )
+    ).value
+    assert [str(item.signature) for item in older] == [first]
+
+
 async def test_replay_is_rejected_and_blockhash_advances(client: AsyncClient) -> None:
     alice, bob = await _funded(client), Keypair()
     ix = transfer(TransferParams(from_pubkey=alice.pubkey(), to_pubkey=bob.pubkey(), lamports=SOL))

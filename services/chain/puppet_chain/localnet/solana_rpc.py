@@ -290,6 +290,7 @@ class LocalSolana:
             "getTokenAccountsByOwner": self._get_token_accounts_by_owner,
             "getTokenSupply": self._get_token_supply,
             "getEpochInfo": self._get_epoch_info,
+            "getSignaturesForAddress": self._get_signatures_for_address,
             "getGenesisHash": lambda _p: str(self._genesis),
             "getTransactionCount": lambda _p: self._tx_count,
             "getRecentPrioritizationFees": lambda _p: [],
@@ -692,6 +693,37 @@ class LocalSolana:
                     }
                 )
             return self._context(statuses)
+
+    def _get_signatures_for_address(self, params: list[Any]) -> Any:
+        address = _pubkey(_param(params, 0))
+        config = _param(params, 1, {})
+        limit = int(config.get("limit") or 1000)
+        if not 1 <= limit <= 1000:
+            raise RpcError(-32602, "Invalid limit; max 1000")
+        before, until = config.get("before"), config.get("until")
+        found: list[dict[str, Any]] = []
+        with self._lock:
+            started = before is None
+            for signature, record in reversed(self._history.items()):
+                text = str(signature)
+                if not started:
+                    started = text == before
+                    continue
+                if text == until or len(found) >= limit:
+                    break
+                if address not in record.tx.message.account_keys:
+                    continue
+                found.append(
+                    {
+                        "signature": text,
+                        "slot": record.slot,
+                        "err": _err_json(record.err),
+                        "memo": None,
+                        "blockTime": record.block_time,
+                        "confirmationStatus": "finalized",
+                    }
+                )
+        return found
 
     def _get_transaction(self, params: list[Any]) -> Any:
         try:
