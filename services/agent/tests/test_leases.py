@@ -181,3 +181,22 @@ async def test_a_persona_no_longer_wanted_is_released(store):
     await leaser.tick()
     assert set(leaser.held) == {"a"}
     assert set(await store.holders()) == {"a", "replica:r1"}
+
+
+async def test_a_leaser_that_cannot_renew_stops_its_personas_within_a_ttl(tmp_path):
+    store = SqliteLeaseStore(tmp_path / "leases.sqlite3")
+    await store.open()
+    lost: list[str] = []
+
+    async def on_lost(persona_id: str) -> None:
+        lost.append(persona_id)
+
+    leaser = Leaser(store, "r1", lambda: {"a", "b", "c"}, ttl_s=0.6, on_lost=on_lost)
+    await leaser.start()
+    try:
+        await wait_for(lambda: len(leaser.held) == 3, 2)
+        await store.close()
+        await wait_for(lambda: not leaser.held, 1.0)
+        assert sorted(lost) == ["a", "b", "c"]
+    finally:
+        await leaser.stop(release=False)

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import math
 import random
+import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import TypeVar
 
@@ -56,6 +57,7 @@ class Leaser:
         self._on_lost = on_lost
         self._rng = rng or random.Random()
         self._held: dict[str, Lease] = {}
+        self._renewed_at = time.monotonic()
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -113,13 +115,23 @@ class Leaser:
                 await self.tick()
             except Exception:
                 log.exception("lease round failed for replica %s", self.replica_id)
+                await self._expire_unrenewed()
             await asyncio.sleep(self.ttl_s / 3)
+
+    async def _expire_unrenewed(self) -> None:
+        """Without a renewal for a whole ttl our leases may be someone else's: stop them."""
+        if self._held and time.monotonic() - self._renewed_at >= self.ttl_s:
+            log.warning("replica %s could not renew for %.1fs", self.replica_id, self.ttl_s)
+            for persona_id in list(self._held):
+                await self._drop(persona_id, release=False)
 
     async def _renew(self, wanted: set[str]) -> None:
         held = list(self._held)
+        started = time.monotonic()
         renewed = await asyncio.gather(
             *(self._store.renew(p, self.replica_id, self.ttl_s) for p in held)
         )
+        self._renewed_at = started
         for persona_id, lease in zip(held, renewed, strict=True):
             if lease is None:
                 log.warning("replica %s lost the lease on %s", self.replica_id, persona_id)
