@@ -131,3 +131,19 @@ def test_a_human_is_bounded_by_the_counterparty_budget_then_a_cooldown():
     assert guard.check("a", "human", thread_depth=1) is Verdict.COOLING_DOWN
     clock.now += 300
     assert guard.admit("a", "human", thread_depth=1) is Verdict.OK
+
+
+def test_memory_of_old_counterparties_is_swept():
+    clock = ManualClock()
+    limits = LoopLimits(
+        counterparty_replies=1, counterparty_window_s=10, cooldown_s=10, pair_window_s=10
+    )
+    guard = LoopGuard(limits, is_persona={"a", "b"}.__contains__, clock=clock)
+    for i in range(500):
+        guard.admit("a", f"human-{i}", thread_depth=0)
+        guard.admit("a", f"human-{i}", thread_depth=0)
+    guard.admit("a", "b", thread_depth=0)
+    assert guard.tracked() > 500
+    clock.now += 11
+    guard.check("a", "someone", thread_depth=0)
+    assert guard.tracked() == 0

@@ -69,6 +69,10 @@ def test_same_seed_same_schedule():
     assert len(set(first)) == 1
 
 
+def test_peak_hours_may_be_given_as_a_list():
+    assert PostFrequency(peak_hours=[3, 3, 9]).peak_hours == frozenset({3, 9})  # type: ignore[arg-type]
+
+
 def test_too_soon_unless_forced():
     freq = PostFrequency(min_hours=3, max_hours=12)
     assert not too_soon(freq, now=T0, last_post=None)

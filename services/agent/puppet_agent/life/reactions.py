@@ -174,10 +174,12 @@ class LoopGuard:
         self._sent: dict[tuple[str, str], deque[float]] = {}
         self._cooldown_until: dict[tuple[str, str], float] = {}
         self._pairs: dict[frozenset[str], deque[float]] = {}
+        self._swept_at = clock()
 
     def check(self, persona_id: str, counterparty_id: str, *, thread_depth: int) -> Verdict:
         """Whether ``persona_id`` may reply to ``counterparty_id`` at ``thread_depth``."""
         lim, now, key = self._limits, self._clock(), (persona_id, counterparty_id)
+        self._sweep(now)
         if thread_depth >= lim.max_thread_depth:
             return Verdict.THREAD_TOO_DEEP
         until = self._cooldown_until.get(key)
@@ -209,6 +211,23 @@ class LoopGuard:
         if verdict is Verdict.OK:
             self.record(persona_id, counterparty_id)
         return verdict
+
+    def _sweep(self, now: float) -> None:
+        """Forget every stale entry once per longest window, so memory stays bounded."""
+        lim = self._limits
+        span = max(lim.counterparty_window_s, lim.pair_window_s, lim.cooldown_s)
+        if now - self._swept_at < span:
+            return
+        self._swept_at = now
+        for key in list(self._sent):
+            _recent(self._sent, key, now - lim.counterparty_window_s)
+        for pair in list(self._pairs):
+            _recent(self._pairs, pair, now - lim.pair_window_s)
+        self._cooldown_until = {k: t for k, t in self._cooldown_until.items() if t > now}
+
+    def tracked(self) -> int:
+        """How many (persona, counterparty) and pair entries are held (for tests and metrics)."""
+        return len(self._sent) + len(self._pairs) + len(self._cooldown_until)
 
     def _pair(self, a: str, b: str) -> frozenset[str] | None:
         return frozenset((a, b)) if self._is_persona(b) and self._is_persona(a) else None

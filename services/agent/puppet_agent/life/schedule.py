@@ -26,7 +26,7 @@ class PostFrequency:
     Attributes:
         min_hours: The shortest gap between two posts; also the "too soon" threshold.
         max_hours: The longest gap between two posts.
-        peak_hours: Local hours (0-23) in which posting is more likely.
+        peak_hours: Local hours (0-23) in which posting is more likely (any iterable of ints).
         peak_weight: How much more likely an instant inside a peak hour is than one outside.
         jitter_minutes: A post time moves by up to this many minutes either way (then clamped).
     """
@@ -38,6 +38,7 @@ class PostFrequency:
     jitter_minutes: float = 5.0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "peak_hours", frozenset(self.peak_hours))
         if not 0 <= self.min_hours <= self.max_hours:
             raise ValueError(
                 f"need 0 <= min_hours <= max_hours, got {self.min_hours}, {self.max_hours}"
