@@ -7,7 +7,14 @@ import logging
 import time
 
 import pytest
-from puppet_agent.life.events import ALL, Event, EventEngine, Priority, for_each_persona
+from puppet_agent.life.events import (
+    ALL,
+    EngineFullError,
+    Event,
+    EventEngine,
+    Priority,
+    for_each_persona,
+)
 
 
 class ManualClock:
@@ -149,3 +156,12 @@ def test_priority_parsing():
     assert Priority.parse("Critical") is Priority.CRITICAL
     with pytest.raises(ValueError, match="unknown priority"):
         Priority.parse("urgent")
+
+
+def test_a_full_engine_refuses_new_events():
+    engine = EventEngine(max_pending=2)
+    engine.submit("custom", 1)
+    engine.submit("custom", 2, delay_s=60)
+    assert engine.pending() == 2
+    with pytest.raises(EngineFullError, match="2 events"):
+        engine.submit("custom", 3)

@@ -78,6 +78,10 @@ class ProcessedEvent:
 Handler = Callable[[Event], Awaitable[None]]
 
 
+class EngineFullError(Exception):
+    """``submit`` refused an event: ``max_pending`` events are already waiting."""
+
+
 class EventEngine:
     """Runs handlers for events in priority order, one event at a time.
 
@@ -91,11 +95,13 @@ class EventEngine:
         *,
         clock: Callable[[], float] = time.time,
         history_size: int = 1000,
+        max_pending: int = 100_000,
         handler_timeout_s: float = 60.0,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
         self._clock = clock
         self._timeout = handler_timeout_s
+        self._max_pending = max_pending
         self._new_id = new_id
         self._handlers: dict[str, list[Handler]] = {}
         self._ready: list[tuple[int, int, Event]] = []
@@ -121,7 +127,13 @@ class EventEngine:
         delay_s: float = 0.0,
         event_id: str | None = None,
     ) -> Event:
-        """Queue an event now, or for ``delay_s`` seconds from now when positive; returns it."""
+        """Queue an event now, or for ``delay_s`` seconds from now when positive; returns it.
+
+        Raises:
+            EngineFullError: ``max_pending`` events (queued plus delayed) are already waiting.
+        """
+        if self.pending() >= self._max_pending:
+            raise EngineFullError(f"{self.pending()} events are already waiting")
         now = self._clock()
         event = Event(
             id=event_id or self._new_id(),
@@ -138,6 +150,10 @@ class EventEngine:
             heapq.heappush(self._delayed, (event.due_at, next(self._seq), event))
         self._wake.set()
         return event
+
+    def pending(self) -> int:
+        """Events waiting: queued for handling plus delayed."""
+        return len(self._ready) + len(self._delayed)
 
     def scheduled(self) -> list[Event]:
         """Delayed events not yet due, soonest first."""
