@@ -67,7 +67,7 @@ class Decision:
     action: Action
     proposed: Action
     source: str
-    """"llm", "mention" (default for a direct mention) or "draw" (no LLM answer)."""
+    """One of "llm", "mention" (the default for a direct mention) or "draw" (no LLM answer)."""
 
 
 async def decide_reaction(
@@ -89,18 +89,25 @@ async def decide_reaction(
     judges it not worth answering.
     """
     proposed, source = await _propose(llm)
+    if proposed is None and not mention:
+        drawn = _draw(patterns, rng)
+        return Decision(drawn, drawn, "draw")
     if proposed is None:
-        proposed, source = (Action.REPLY, "mention") if mention else (_draw(patterns, rng), "draw")
-        if source == "draw":
-            return Decision(proposed, proposed, source)
-    if rng.random() < patterns.probability(proposed) or proposed is Action.IGNORE:
-        return Decision(proposed, proposed, source)
+        proposed, source = Action.REPLY, "mention"
+    return Decision(_gate(patterns, proposed, rng), proposed, source)
+
+
+def _gate(patterns: InteractionPatterns, proposed: Action, rng: random.Random) -> Action:
+    """Keep ``proposed`` with its probability; a dropped reply or quote may become a like."""
+    if proposed is Action.IGNORE or rng.random() < patterns.probability(proposed):
+        return proposed
     if proposed is not Action.LIKE and rng.random() < patterns.like_probability:
-        return Decision(Action.LIKE, proposed, source)
-    return Decision(Action.IGNORE, proposed, source)
+        return Action.LIKE
+    return Action.IGNORE
 
 
 async def _propose(llm: LlmDecide | None) -> tuple[Action | None, str]:
+    """The LLM's proposal, or None when there is no LLM or it failed (logged)."""
     if llm is None:
         return None, "draw"
     try:
