@@ -79,10 +79,17 @@ class Leaser:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if release:
+        if not release:
+            return
+        try:
             for persona_id in list(self._held):
                 await self._drop(persona_id, release=True)
             await self._store.release(self._member_key, self.replica_id)
+        except Exception:
+            log.warning(
+                "replica %s could not release its leases; they will expire", self.replica_id
+            )
+        self._held.clear()
 
     async def tick(self) -> None:
         """One round: membership, renewals, then take or give back to reach the fair share."""
@@ -152,7 +159,14 @@ class Leaser:
         self._held.pop(persona_id, None)
         await self._notify(self._on_lost, persona_id)
         if release:
-            await self._store.release(persona_id, self.replica_id)
+            await self._release(persona_id)
+
+    async def _release(self, key: str) -> None:
+        """Hand ``key`` back; if the store fails, the lease simply expires."""
+        try:
+            await self._store.release(key, self.replica_id)
+        except Exception:
+            log.warning("replica %s could not release %s; it will expire", self.replica_id, key)
 
     async def _notify(self, callback: Callable[[T], Awaitable[None]], arg: T) -> None:
         try:
