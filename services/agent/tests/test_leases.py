@@ -200,3 +200,20 @@ async def test_a_leaser_that_cannot_renew_stops_its_personas_within_a_ttl(tmp_pa
         assert sorted(lost) == ["a", "b", "c"]
     finally:
         await leaser.stop(release=False)
+
+
+async def test_a_clean_stop_hands_personas_over_before_they_would_expire(real_time_store):
+    personas = {f"p{i}" for i in range(10)}
+    ttl = 0.9
+    first, second = (Leaser(real_time_store, f"r{i}", lambda: personas, ttl_s=ttl) for i in (1, 2))
+    await first.start()
+    await second.start()
+    try:
+        await wait_for(lambda: len(first.held) == len(second.held) == 5, 8 * ttl)
+        await first.stop()
+        assert first.held == {}
+        moved = await wait_for(lambda: len(second.held) == 10, 2 * ttl)
+        assert moved < 0.75 * ttl
+    finally:
+        await first.stop()
+        await second.stop()
