@@ -451,6 +451,18 @@ class SocialClient:
             return []
         return list(got.ancestors)
 
+    async def recent_posts(self, account_id: str, limit: int = 5) -> list[social_pb2.Post]:
+        """An account's newest posts; empty when they cannot be read."""
+        try:
+            got = await self.stub.ListPosts(
+                social_service_pb2.ListPostsRequest(
+                    parent=f"accounts/{account_id}", page_size=limit
+                )
+            )
+        except grpc.aio.AioRpcError:
+            return []
+        return list(got.posts)
+
     async def outbox_item(self, name: str) -> social_pb2.OutboxItem | None:
         try:
             got = await self.stub.GetOutboxItem(social_service_pb2.GetOutboxItemRequest(name=name))

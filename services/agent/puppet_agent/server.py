@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from puppet.agent.v1 import agent_service_pb2 as pb
@@ -54,7 +55,8 @@ async def load_persona_files(fleet: Fleet, directory: Path) -> list[str]:
     for item in loaded:
         record = await fleet.store.get_persona(item.persona.id)
         if record is not None and (
-            record.config == stored_copy(item.raw) or item.path.stat().st_mtime <= record.update_time
+            record.config == stored_copy(item.raw)
+            or item.path.stat().st_mtime <= record.update_time
         ):
             continue
         try:
@@ -66,33 +68,54 @@ async def load_persona_files(fleet: Fleet, directory: Path) -> list[str]:
     return done
 
 
-def build(
+@dataclass
+class Agent:
+    """Every long-lived part of the service, started and stopped together."""
+
+    settings: AgentSettings
+    fleet: Fleet
+    runner: Runner
+
+    async def start(self) -> None:
+        await self.fleet.store.open()
+        if self.settings.agents_dir is not None and self.settings.agents_dir.is_dir():
+            await load_persona_files(self.fleet, self.settings.agents_dir)
+        await self.runner.start()
+
+    async def stop(self) -> None:
+        await self.runner.stop()
+        await self.fleet.clients.close()
+        await self.fleet.store.close()
+
+
+def compose(
     settings: AgentSettings, store: AgentStore | None = None, clients: Clients | None = None
-) -> ServiceSpec:
-    store = store or open_store(settings)
-    clients = clients or open_clients(settings)
+) -> Agent:
     fleet = Fleet(
-        store, clients, provider=settings.llm_provider, recall_top_k=settings.recall_top_k
+        store or open_store(settings),
+        clients or open_clients(settings),
+        provider=settings.llm_provider,
+        recall_top_k=settings.recall_top_k,
     )
     runner = Runner(fleet, settings)
     fleet.life = runner
+    return Agent(settings, fleet, runner)
+
+
+def build(settings: AgentSettings, agent: Agent | None = None) -> ServiceSpec:
+    agent = agent or compose(settings)
     token = settings.admin_token.get_secret_value() if settings.admin_token else None
-
-    async def load() -> None:
-        if settings.agents_dir is not None and settings.agents_dir.is_dir():
-            await load_persona_files(fleet, settings.agents_dir)
-
     return ServiceSpec(
         domain="agent.puppet",
         services=[pb.DESCRIPTOR.services_by_name["AgentService"]],
         register=lambda server: rpc.add_AgentServiceServicer_to_server(
-            AgentServicer(fleet, token), server
+            AgentServicer(agent.fleet, token), server
         ),
-        on_startup=[store.open, load, runner.start],
-        on_shutdown=[runner.stop, clients.close, store.close],
+        on_startup=[agent.start],
+        on_shutdown=[agent.stop],
     )
 
 
 def main() -> None:
-    settings = AgentSettings()  # type: ignore[call-arg]  # the only place env is read
+    settings = AgentSettings()  # the only place env is read
     run(build(settings), settings)
