@@ -254,17 +254,20 @@ class Runner:
         """Decide and act on a post: reply, quote or like through social; relationship, mood."""
         _, persona = await self._fleet.persona(agent_id)
         patterns = persona.behavior.interaction_patterns
-        decision = await decide_reaction(
-            InteractionPatterns(
-                patterns.reply_probability,
-                patterns.quote_tweet_probability,
-                patterns.like_probability,
-            ),
-            mention=mention,
-            rng=self._rng,
-            llm=lambda: self._llm_decide(agent_id, persona, post, key),
-        )
-        action = decision.action
+        if mention:  # mentions are always answered unless a loop breaker applies (the proto)
+            action = Action.REPLY
+        else:
+            decision = await decide_reaction(
+                InteractionPatterns(
+                    patterns.reply_probability,
+                    patterns.quote_tweet_probability,
+                    patterns.like_probability,
+                ),
+                mention=False,
+                rng=self._rng,
+                llm=lambda: self._llm_decide(agent_id, persona, post, key),
+            )
+            action = decision.action
         if action in (Action.REPLY, Action.QUOTE):
             verdict = self.guard.admit(agent_id, who, thread_depth=depth)
             if verdict is not Verdict.OK:

@@ -20,6 +20,16 @@ REPO = Path(__file__).resolve().parents[3]
 Suite = Any
 
 
+async def sent_post_id(suite: Any, item: Any) -> str:
+    """The network id of an outbox item's post once sent (the first attempt may be queued)."""
+    for _ in range(200):
+        if item.posts:
+            return str(item.posts[0].rsplit("/", 1)[-1])
+        await asyncio.sleep(0.02)
+        item = (await suite.social.GetOutboxItem(spb.GetOutboxItemRequest(name=item.name))).item
+    raise AssertionError(f"never sent: {item}")
+
+
 def persona(file: str = "test-grok-agent", **changes: Any) -> struct_pb2.Struct:
     raw: dict[str, Any] = json.loads((REPO / "config" / "agents" / f"{file}.json").read_text())
     raw.update(changes)
@@ -112,7 +122,7 @@ async def test_reply_reads_the_target_and_answers_in_the_thread(grok: Suite) -> 
             parent="accounts/operator", text="what do you think of tea?", request_id="op-1"
         )
     )
-    target_id = said.item.posts[0].rsplit("/", 1)[-1]
+    target_id = await sent_post_id(grok, said.item)
     reply = await grok.agent.CreateReply(
         pb.CreateReplyRequest(agent_id="test-grok-agent", tweet_id=target_id)
     )
