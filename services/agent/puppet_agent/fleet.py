@@ -102,13 +102,23 @@ class Fleet:
     """Domain of the agent service; the servicer translates, the runner calls in too."""
 
     store: AgentStore
-    clients: Clients
+    opened: Clients | None
+    """The dependencies' clients; None until attach() (channels belong to the running loop)."""
     provider: str = "persona"
     recall_top_k: int = 8
     clock: Callable[[], float] = time.time
     life: Life = field(default_factory=NoLife)
     started: float = field(default_factory=time.monotonic)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    @property
+    def clients(self) -> Clients:
+        if self.opened is None:
+            raise RuntimeError("the fleet's clients are not open yet")
+        return self.opened
+
+    def attach(self, clients: Clients) -> None:
+        self.opened = clients
 
     # personas
 

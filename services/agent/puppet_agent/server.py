@@ -77,6 +77,8 @@ class Agent:
     runner: Runner
 
     async def start(self) -> None:
+        if self.fleet.opened is None:
+            self.fleet.attach(open_clients(self.settings))
         await self.fleet.store.open()
         if self.settings.agents_dir is not None and self.settings.agents_dir.is_dir():
             await load_persona_files(self.fleet, self.settings.agents_dir)
@@ -84,7 +86,8 @@ class Agent:
 
     async def stop(self) -> None:
         await self.runner.stop()
-        await self.fleet.clients.close()
+        if self.fleet.opened is not None:
+            await self.fleet.opened.close()
         await self.fleet.store.close()
 
 
@@ -93,7 +96,7 @@ def compose(
 ) -> Agent:
     fleet = Fleet(
         store or open_store(settings),
-        clients or open_clients(settings),
+        clients,
         provider=settings.llm_provider,
         recall_top_k=settings.recall_top_k,
     )
