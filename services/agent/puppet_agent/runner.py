@@ -18,6 +18,8 @@ from puppet_runtime import ServiceError
 
 from puppet_agent import convert
 from puppet_agent.fleet import Fleet, derived
+from puppet_agent.leases import Lease, LeaseStore
+from puppet_agent.leases.leaser import Leaser
 from puppet_agent.life.events import ALL, Event, EventEngine, Priority, for_each_persona
 from puppet_agent.life.mood import shift_for_event, shift_for_interaction
 from puppet_agent.life.reactions import (
@@ -49,6 +51,8 @@ class Runner:
         fleet: Fleet,
         settings: AgentSettings,
         *,
+        leases: LeaseStore | None = None,
+        replica_id: str = "local",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._fleet = fleet
@@ -65,6 +69,23 @@ class Runner:
         self._lives: dict[str, list[asyncio.Task[None]]] = {}
         self._next: dict[str, float] = {}
         self._started = False
+        self._leases = leases
+        self.replica_id = replica_id
+        self._leaser = (
+            Leaser(
+                leases,
+                replica_id,
+                self._running,
+                ttl_s=settings.lease_ttl_s,
+                on_acquired=self._acquired,
+                on_lost=self._lost,
+                rng=self._rng,
+            )
+            if leases is not None and settings.run_lives
+            else None
+        )
+        self._tick_lock = asyncio.Lock()
+        self._sync_task: asyncio.Task[None] | None = None
 
     # Life
 
@@ -92,27 +113,73 @@ class Runner:
         return self._next.get(agent_id)
 
     def lease(self, agent_id: str) -> tuple[str, float | None]:
-        return ("local", None) if agent_id in self._lives else ("", None)
+        if self._leaser is not None:
+            held = self._leaser.held.get(agent_id)
+            return (held.replica_id, held.expires_at) if held else ("", None)
+        return (self.replica_id, None) if agent_id in self._lives else ("", None)
 
     # lifecycle
 
     async def start(self) -> None:
         self._started = True
-        for record in await self._fleet.store.list_personas(limit=100_000):
-            self._known.add(record.id)
-            if record.paused:
-                self._paused.add(record.id)
-            elif self._settings.run_lives:
-                self._start_life(record.id)
+        await self._sync()
+        if self._leaser is not None:
+            assert self._leases is not None
+            await self._leases.open()
+            await self._leaser.start()
+            self._sync_task = asyncio.get_running_loop().create_task(self._sync_loop())
+        elif self._settings.run_lives:
+            for agent_id in self._running():
+                self._start_life(agent_id)
         for event in await self._fleet.store.pending_events():
             self.event_created(event)
         await self._engine.start()
 
     async def stop(self) -> None:
         self._started = False
+        if self._sync_task is not None:
+            self._sync_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sync_task
+        if self._leaser is not None:
+            with contextlib.suppress(Exception):
+                await self._leaser.stop(release=True)
         for agent_id in list(self._lives):
             self._stop_life(agent_id)
         await self._engine.stop()
+        if self._leases is not None and self._leaser is not None:
+            await self._leases.close()
+
+    async def _sync(self) -> None:
+        """Persona ids and pause flags from the store (other replicas create and pause too)."""
+        records = await self._fleet.store.list_personas(limit=100_000)
+        self._known = {r.id for r in records}
+        self._paused = {r.id for r in records if r.paused}
+        for agent_id in list(self._lives):
+            if agent_id not in self._known or agent_id in self._paused:
+                self._stop_life(agent_id)
+
+    async def _sync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.lease_ttl_s / 3)
+            try:
+                await self._sync()
+                await self._tick()
+            except Exception:
+                log.exception("persona sync failed")
+
+    async def _tick(self) -> None:
+        if self._leaser is not None:
+            async with self._tick_lock:
+                await self._leaser.tick()
+
+    async def _acquired(self, lease: Lease) -> None:
+        if lease.key in self._known and lease.key not in self._paused:
+            self._stop_life(lease.key)
+            self._start_life(lease.key)
+
+    async def _lost(self, agent_id: str) -> None:
+        self._stop_life(agent_id)
 
     async def idle(self) -> None:
         """Wait until no due event is queued or being handled (for tests and shutdown)."""
@@ -129,8 +196,12 @@ class Runner:
             self._next.pop(agent_id, None)
         else:
             self._paused.discard(agent_id)
-            if self._settings.run_lives:
+            if self._leaser is None and self._settings.run_lives:
                 self._start_life(agent_id)
+            elif self._leaser is not None:
+                if agent_id in self._leaser.held:
+                    self._start_life(agent_id)
+                await self._tick()
         return None
 
     def _running(self) -> list[str]:

@@ -54,6 +54,10 @@ class AgentSettings(ServiceSettings):
     """How often the runner checks schedules and due events, in seconds."""
     first_post_delay_s: float = Field(default=10.0, ge=0)
     """Delay before a persona's first scheduled post is planned (legacy: 10 s)."""
+    replica_id: str = ""
+    """This replica's name in the persona leases; empty means host-pid."""
+    lease_ttl_s: float = Field(default=30.0, gt=0)
+    """Persona lease lifetime: a dead replica's personas move within about this long."""
     random_seed: int | None = None
     """Seed of the lives' randomness (schedules, reactions); unset means random."""
     recall_top_k: int = Field(default=8, ge=0, le=20)
