@@ -21,7 +21,7 @@ from puppet_agent.fleet import Fleet, derived
 from puppet_agent.leases import Lease, LeaseStore
 from puppet_agent.leases.leaser import Leaser
 from puppet_agent.life.events import ALL, Event, EventEngine, Priority, for_each_persona
-from puppet_agent.life.mood import shift_for_event, shift_for_interaction
+from puppet_agent.life.mood import Mood, shift_for_event, shift_for_interaction
 from puppet_agent.life.reactions import (
     Action,
     InteractionPatterns,
@@ -215,6 +215,7 @@ class Runner:
             asyncio.get_running_loop().create_task(
                 self._mentions(agent_id), name=f"mentions-{agent_id}"
             ),
+            asyncio.get_running_loop().create_task(self._moods(agent_id), name=f"mood-{agent_id}"),
         ]
 
     def _stop_life(self, agent_id: str) -> None:
@@ -269,6 +270,39 @@ class Runner:
             tz=self._tz,
         )
         return max(at, earliest)
+
+    # mood
+
+    async def _moods(self, agent_id: str) -> None:
+        """Decay the mood toward the persona's baseline, one interval at a time."""
+        interval = self._settings.mood_decay_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._decay(agent_id, interval)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                log.warning("mood decay of %s skipped: %s", agent_id, err)
+
+    async def _decay(self, agent_id: str, elapsed_s: float) -> None:
+        state = await self._fleet.state(agent_id)
+        if state is None:
+            return
+        now = Mood(state.mood.valence, state.mood.arousal, state.mood.dominance)
+        base = state.baseline_mood
+        target = now.decayed(
+            Mood(base.valence, base.arousal, base.dominance),
+            elapsed_s,
+            self._settings.mood_half_life_s,
+        )
+        deltas = (
+            target.valence - now.valence,
+            target.arousal - now.arousal,
+            target.dominance - now.dominance,
+        )
+        if max(abs(d) for d in deltas) > 1e-4:
+            await self._fleet.clients.memory.shift_mood(agent_id, *deltas)
 
     # mentions
 

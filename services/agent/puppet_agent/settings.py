@@ -54,6 +54,10 @@ class AgentSettings(ServiceSettings):
     """How often the runner checks schedules and due events, in seconds."""
     first_post_delay_s: float = Field(default=10.0, ge=0)
     """Delay before a persona's first scheduled post is planned (legacy: 10 s)."""
+    mood_half_life_s: float = Field(default=6 * 3600.0, gt=0)
+    """Mood decays toward the persona's baseline with this half-life."""
+    mood_decay_interval_s: float = Field(default=600.0, gt=0)
+    """How often a running persona's mood is decayed, in seconds."""
     replica_id: str = ""
     """This replica's name in the persona leases; empty means host-pid."""
     lease_ttl_s: float = Field(default=30.0, gt=0)
