@@ -16,7 +16,7 @@ from puppet.memory.v1 import memory_pb2
 from puppet.social.v1 import social_pb2
 from puppet_runtime import ServiceError
 
-from puppet_agent import convert
+from puppet_agent import ambient, convert
 from puppet_agent.fleet import Fleet, derived
 from puppet_agent.leases import Lease, LeaseStore
 from puppet_agent.leases.leaser import Leaser
@@ -216,6 +216,9 @@ class Runner:
                 self._mentions(agent_id), name=f"mentions-{agent_id}"
             ),
             asyncio.get_running_loop().create_task(self._moods(agent_id), name=f"mood-{agent_id}"),
+            asyncio.get_running_loop().create_task(
+                self._ambient(agent_id), name=f"ambient-{agent_id}"
+            ),
         ]
 
     def _stop_life(self, agent_id: str) -> None:
@@ -270,6 +273,35 @@ class Runner:
             tz=self._tz,
         )
         return max(at, earliest)
+
+    # random events (legacy setupRandomEvents, per persona)
+
+    async def _ambient(self, agent_id: str) -> None:
+        kinds = {
+            "mood_shift": self._settings.mood_event_interval_s,
+            "news": self._settings.news_event_interval_s,
+            "interaction_prompt": self._settings.interaction_event_interval_s,
+        }
+        due = {kind: self._clock() + every for kind, every in kinds.items() if every > 0}
+        while due:
+            kind = min(due, key=due.__getitem__)
+            await self._sleep_until(due[kind])
+            due[kind] += kinds[kind]
+            data = self._ambient_data(kind, agent_id)
+            if data is None:
+                continue
+            try:
+                await self._fleet.create_event(kind, data, [agent_id], "normal", 0)
+            except Exception as err:
+                log.warning("random %s event for %s not created: %s", kind, agent_id, err)
+
+    def _ambient_data(self, kind: str, agent_id: str) -> dict[str, Any] | None:
+        if kind == "mood_shift":
+            return ambient.mood_event(self._rng)
+        if kind == "news":
+            return ambient.news_event(self._rng)
+        others = [p for p in self._running() if p != agent_id]
+        return ambient.interaction_event(self._rng, agent_id, others)
 
     # mood
 

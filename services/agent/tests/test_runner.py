@@ -202,3 +202,23 @@ async def test_mention_text_never_reaches_chain(suite_factory: Any) -> None:
         assert reply.kind == a.POST_KIND_REPLY
         await asyncio.sleep(0.5)
     assert calls == []
+
+
+async def test_random_events_are_generated_per_running_persona(suite_factory: Any) -> None:
+    suite = await suite_factory(
+        run_lives=True,
+        mood_event_interval_s=0.2,
+        news_event_interval_s=0,
+        interaction_event_interval_s=0.3,
+    )
+    for name in ("ann", "bob"):
+        await suite.agent.CreateAgent(pb.CreateAgentRequest(persona=persona(name, SLOW)))
+
+    async def kinds() -> set[tuple[str, str]] | None:
+        listed = await suite.agent.ListEvents(pb.ListEventsRequest())
+        seen = {(e.type, e.target_agent_ids[0]) for e in listed.events}
+        wanted = {("mood_shift", "ann"), ("mood_shift", "bob"), ("interaction_prompt", "ann")}
+        return seen if wanted <= seen else None
+
+    seen = await until(kinds)
+    assert {kind for kind, _ in seen} == {"mood_shift", "interaction_prompt"}
