@@ -1,5 +1,4 @@
-"""The legacy engine's random events (CONTRACT §5.3), drawn per persona so one lease holder
-generates them: mood presets, news headlines and prompts to talk to another persona."""
+"""The legacy engine's random events (mood presets, news, prompts to talk), drawn per persona."""
 
 from __future__ import annotations
 

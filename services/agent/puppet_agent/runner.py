@@ -85,13 +85,21 @@ class Runner:
             else None
         )
         self._tick_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
         self._sync_task: asyncio.Task[None] | None = None
 
     # Life
 
     def persona_changed(self, agent_id: str) -> None:
         if self._started:
-            asyncio.get_running_loop().create_task(self._refresh(agent_id))
+            task = asyncio.get_running_loop().create_task(self._refresh(agent_id))
+            self._background.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("refreshing a persona's life failed", exc_info=task.exception())
 
     def persona_removed(self, agent_id: str) -> None:
         self._known.discard(agent_id)

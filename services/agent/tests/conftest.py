@@ -1,5 +1,4 @@
-"""Fixtures: REAL memory (hashing embedder), llm (provider fake) and social (sandbox) servers on
-port 0, and the agent service wired to them over real channels."""
+"""Fixtures: real memory, llm (provider fake) and social (sandbox) servers, and the agent."""
 
 from __future__ import annotations
 
