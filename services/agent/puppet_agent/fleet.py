@@ -45,7 +45,7 @@ class Life(Protocol):
     def persona_removed(self, agent_id: str) -> None: ...
     def event_created(self, event: EventRecord) -> None: ...
     def next_post_time(self, agent_id: str) -> float | None: ...
-    def lease(self, agent_id: str) -> tuple[str, float | None]: ...
+    async def lease(self, agent_id: str) -> tuple[str, float | None]: ...
 
 
 class NoLife:
@@ -63,7 +63,7 @@ class NoLife:
     def next_post_time(self, agent_id: str) -> float | None:
         return None
 
-    def lease(self, agent_id: str) -> tuple[str, float | None]:
+    async def lease(self, agent_id: str) -> tuple[str, float | None]:
         return "", None
 
 
@@ -208,7 +208,7 @@ class Fleet:
 
     async def runtime(self, record: PersonaRecord) -> a.AgentRuntime:
         state = await self.state(record.id)
-        replica, expires = self.life.lease(record.id)
+        replica, expires = await self.life.lease(record.id)
         last = convert.seconds(state.last_post_time) if state is not None else None
         return a.AgentRuntime(
             agent=f"agents/{record.id}",

@@ -120,9 +120,10 @@ class Runner:
     def next_post_time(self, agent_id: str) -> float | None:
         return self._next.get(agent_id)
 
-    def lease(self, agent_id: str) -> tuple[str, float | None]:
-        if self._leaser is not None:
-            held = self._leaser.held.get(agent_id)
+    async def lease(self, agent_id: str) -> tuple[str, float | None]:
+        """Who holds the persona's lease (any replica's, read from the shared lease store)."""
+        if self._leaser is not None and self._leases is not None:
+            held = (await self._leases.holders()).get(agent_id)
             return (held.replica_id, held.expires_at) if held else ("", None)
         return (self.replica_id, None) if agent_id in self._lives else ("", None)
 

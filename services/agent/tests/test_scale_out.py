@@ -74,30 +74,17 @@ def persona(agent_id: str) -> struct_pb2.Struct:
     return out
 
 
-async def holders(stubs: dict[str, Any]) -> dict[str, list[str]]:
-    """Persona id -> replicas that say they hold its lease."""
-    out: dict[str, list[str]] = {}
-    for stub in stubs.values():
-        listed = await stub.ListAgentRuntimes(pb.ListAgentRuntimesRequest())
-        for runtime in listed.runtimes:
-            agent_id = runtime.agent.removeprefix("agents/")
-            out.setdefault(agent_id, [])
-            if runtime.replica:
-                out[agent_id].append(runtime.replica)
-    return out
+async def holders(stub: Any) -> dict[str, str]:
+    """Persona id -> the replica holding its lease, as one replica sees the shared leases."""
+    listed = await stub.ListAgentRuntimes(pb.ListAgentRuntimesRequest())
+    return {r.agent.removeprefix("agents/"): r.replica for r in listed.runtimes}
 
 
-async def until_shared(
-    stubs: dict[str, Any], names: set[str], timeout_s: float = 15
-) -> dict[str, list[str]]:
+async def until_shared(stub: Any, names: set[str], timeout_s: float = 15) -> dict[str, str]:
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
-        held = await holders(stubs)
-        if (
-            held
-            and all(len(r) == 1 for r in held.values())
-            and {r[0] for r in held.values()} == names
-        ):
+        held = await holders(stub)
+        if len(held) == 6 and set(held.values()) == names:
             return held
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"leases not shared by {sorted(names)}: {held}")
@@ -116,11 +103,12 @@ async def test_three_replicas_share_personas_and_survive_a_killed_one(
         stubs = {n: s for n, (s, _) in zip(("r1", "r2", "r3"), started, strict=True)}
         for i in range(6):
             await stubs["r1"].CreateAgent(pb.CreateAgentRequest(persona=persona(f"p{i}")))
-        held = await until_shared(stubs, {"r1", "r2", "r3"})
-        assert len(held) == 6
+        held = await until_shared(stubs["r2"], {"r1", "r2", "r3"})
+        assert held == await holders(stubs["r3"])
         killed = started[2][1]
         killed.send_signal(signal.SIGKILL)
         await killed.wait()
-        survivors = {n: stubs[n] for n in ("r1", "r2")}
-        moved = await until_shared(survivors, {"r1", "r2"})
-        assert len(moved) == 6
+        moved = await until_shared(stubs["r1"], {"r1", "r2"})
+        assert {p for p, r in moved.items() if held[p] != "r3"} <= {
+            p for p, r in moved.items() if r == held[p]
+        }
