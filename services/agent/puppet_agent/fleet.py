@@ -370,6 +370,28 @@ class Fleet:
                 )
             return Composed(composition.text, item, record)
 
+    async def announce_trade(
+        self, agent_id: str, trade: llm_pb2.TradeFacts, request_id: str
+    ) -> Composed:
+        """A post about a confirmed trade, rendered by the llm from the receipt's facts only."""
+        async with self._lock(agent_id):
+            _, persona = await self.persona(agent_id)
+            state = await self.state(agent_id)
+            context = await self.context(agent_id, state, f"trade {trade.output_symbol}")
+            composition = await self.clients.llm.compose_trade(
+                convert.llm_persona(agent_id, persona, self.provider),
+                context,
+                trade,
+                derived("compose", request_id),
+            )
+            item = await self.clients.social.post(
+                agent_id, composition.text, derived("post", request_id)
+            )
+            record = await self._remember_post(
+                agent_id, persona, "trade", composition.text, "", item, "trade", request_id
+            )
+            return Composed(composition.text, item, record)
+
     async def _counterparty(
         self, agent_id: str, post: social_pb2.Post | None
     ) -> llm_pb2.Counterparty | None:

@@ -8,15 +8,17 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from puppet.chain.v1 import chain_pb2
 from puppet.llm.v1 import llm_pb2
 from puppet.memory.v1 import memory_pb2
 from puppet.social.v1 import social_pb2
 from puppet_runtime import ServiceError
 
-from puppet_agent import ambient, convert
+from puppet_agent import ambient, convert, trading
 from puppet_agent.fleet import Fleet, derived
 from puppet_agent.leases import Lease, LeaseStore
 from puppet_agent.leases.leaser import Leaser
@@ -229,6 +231,12 @@ class Runner:
                 self._ambient(agent_id), name=f"ambient-{agent_id}"
             ),
         ]
+        if self._fleet.clients.chain is not None:
+            self._lives[agent_id].append(
+                asyncio.get_running_loop().create_task(
+                    self._trading(agent_id), name=f"trading-{agent_id}"
+                )
+            )
 
     def _stop_life(self, agent_id: str) -> None:
         for task in self._lives.pop(agent_id, []):
@@ -311,6 +319,61 @@ class Runner:
             return ambient.news_event(self._rng)
         others = [p for p in self._running() if p != agent_id]
         return ambient.interaction_event(self._rng, agent_id, others)
+
+    # trading (decisions go to chain; announcements only from confirmed receipts)
+
+    async def _trading(self, agent_id: str) -> None:
+        while True:
+            await asyncio.sleep(self._settings.trade_check_interval_s)
+            try:
+                outcome = await self.trade_once(agent_id)
+                log.info("trading check of %s: %s", agent_id, outcome)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                log.warning("trading check of %s failed: %s", agent_id, err)
+
+    async def trade_once(self, agent_id: str) -> str:
+        """One legacy trading check; returns what happened (for logs)."""
+        chain = self._fleet.clients.chain
+        record = await self._fleet.store.get_persona(agent_id)
+        plan = trading.plan(record.config) if record is not None else None
+        if chain is None or plan is None:
+            return "not trading"
+        state = await self._fleet.state(agent_id)
+        saved = dict(state.state) if state is not None else {}
+        now = self._clock()
+        today = datetime.fromtimestamp(now, UTC).date().isoformat()
+        day, _, count = saved.get("trades_day", "").partition(":")
+        done_today = int(count) if day == today and count.isdigit() else 0
+        last = float(saved["last_trade_time"]) if "last_trade_time" in saved else None
+        if not plan.due(self._rng, now=now, last=last, today=done_today):
+            return "not due"
+        wallet = await chain.wallet(agent_id)
+        lamports = plan.draw_lamports(self._rng)
+        if wallet is None or lamports <= 0:
+            return "no wallet" if wallet is None else "nothing to trade"
+        slot = str(int(now // self._settings.trade_check_interval_s))
+        key = derived("trade", agent_id, slot)
+        swap = chain_pb2.Swap(
+            input_mint=trading.SOL_MINT,
+            output_mint=self._rng.choice(plan.output_mints),
+            amount=lamports,
+        )
+        action = await chain.swap(agent_id, wallet.name, swap, "autonomous trade", key)
+        for _ in range(50):
+            if action.state != chain_pb2.ACTION_STATE_SUBMITTED:
+                break
+            await asyncio.sleep(min(self._settings.tick_s, 1.0))
+            action = await chain.action(action.name)
+        if action.state != chain_pb2.ACTION_STATE_CONFIRMED or not action.receipt:
+            return chain_pb2.ActionState.Name(action.state)
+        receipt = await chain.receipt(action.receipt)
+        memory = self._fleet.clients.memory
+        await memory.set_state(agent_id, "last_trade_time", f"{now:.3f}")
+        await memory.set_state(agent_id, "trades_day", f"{today}:{done_today + 1}")
+        await self._fleet.announce_trade(agent_id, trade_facts(receipt, swap), key)
+        return "confirmed"
 
     # mood
 
@@ -541,3 +604,19 @@ def _event_text(kind: str, data: dict[str, Any]) -> str:
 
 def _number(value: Any) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def trade_facts(receipt: chain_pb2.Receipt, swap: chain_pb2.Swap) -> llm_pb2.TradeFacts:
+    """The facts of a confirmed receipt, the only source of a trade announcement."""
+    sold, bought = receipt.amount_in, receipt.amount_out
+    return llm_pb2.TradeFacts(
+        receipt=receipt.name,
+        signature=receipt.signature,
+        kind="swap",
+        input_symbol=(sold.symbol or "SOL")[:16],
+        input_amount=trading.decimal(sold.amount, sold.decimals),
+        output_symbol=(bought.symbol or swap.output_mint[:6])[:16],
+        output_amount=trading.decimal(bought.amount, bought.decimals),
+        price=f"{receipt.realized_price:.6g}",
+        confirm_time=receipt.confirm_time,
+    )

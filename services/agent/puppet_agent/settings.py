@@ -60,6 +60,8 @@ class AgentSettings(ServiceSettings):
     """Each running persona gets a random news event this often (legacy 6 h); 0 = never."""
     interaction_event_interval_s: float = Field(default=8 * 3600.0, ge=0)
     """Each running persona is prompted to engage another persona this often (legacy 8 h)."""
+    trade_check_interval_s: float = Field(default=600.0, gt=0)
+    """How often a trading persona considers a trade (legacy 10 min); needs chain_addr."""
     mood_half_life_s: float = Field(default=6 * 3600.0, gt=0)
     """Mood decays toward the persona's baseline with this half-life."""
     mood_decay_interval_s: float = Field(default=600.0, gt=0)
