@@ -1,0 +1,201 @@
+"""MemoryService client: persona state, memories, relationships."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import grpc
+from google.protobuf import field_mask_pb2
+from puppet.memory.v1 import memory_pb2, memory_service_pb2, persona_pb2, relationship_pb2
+from puppet_runtime import ServiceError
+
+from puppet_agent.clients.base import calling, ts
+
+if TYPE_CHECKING:
+    from puppet.memory.v1.memory_service_pb2_grpc import MemoryServiceAsyncStub
+
+
+@dataclass
+class MemoryClient:
+    """MemoryService: persona state, memories, relationships."""
+
+    stub: MemoryServiceAsyncStub
+
+    async def ensure_persona(self, agent_id: str, display_name: str) -> persona_pb2.Persona:
+        request = memory_service_pb2.CreatePersonaRequest(
+            persona_id=agent_id,
+            persona=persona_pb2.Persona(
+                display_name=display_name[:128],
+                baseline_mood=persona_pb2.Mood(valence=0, arousal=0, dominance=0.5),
+            ),
+            allow_existing=True,
+        )
+        with calling("memory", agent_id):
+            return (await self.stub.CreatePersona(request)).persona
+
+    async def get_persona(self, agent_id: str) -> persona_pb2.Persona:
+        request = memory_service_pb2.GetPersonaRequest(name=f"agents/{agent_id}")
+        with calling("memory", agent_id):
+            return (await self.stub.GetPersona(request)).persona
+
+    async def delete_persona(self, agent_id: str) -> None:
+        request = memory_service_pb2.DeletePersonaRequest(
+            name=f"agents/{agent_id}", allow_missing=True
+        )
+        with calling("memory", agent_id):
+            await self.stub.DeletePersona(request)
+
+    async def set_last_post(self, agent_id: str, when: datetime) -> None:
+        persona = persona_pb2.Persona(name=f"agents/{agent_id}", last_post_time=ts(when))
+        await self._update(agent_id, persona, ["last_post_time"])
+
+    async def set_last_mention(self, agent_id: str, post_id: str) -> None:
+        persona = persona_pb2.Persona(name=f"agents/{agent_id}", last_mention_id=post_id[:64])
+        await self._update(agent_id, persona, ["last_mention_id"])
+
+    async def set_state(self, agent_id: str, key: str, value: str | None) -> None:
+        state = {} if value is None else {key: value}
+        persona = persona_pb2.Persona(name=f"agents/{agent_id}", state=state)
+        await self._update(agent_id, persona, [f"state.{key}"])
+
+    async def _update(self, agent_id: str, persona: persona_pb2.Persona, paths: list[str]) -> None:
+        request = memory_service_pb2.UpdatePersonaStateRequest(
+            persona=persona, update_mask=field_mask_pb2.FieldMask(paths=paths)
+        )
+        with calling("memory", agent_id):
+            await self.stub.UpdatePersonaState(request)
+
+    async def shift_mood(
+        self, agent_id: str, dv: float, da: float, dd: float, request_id: str = ""
+    ) -> persona_pb2.Persona:
+        request = memory_service_pb2.ShiftMoodRequest(
+            name=f"agents/{agent_id}",
+            valence_delta=max(-2.0, min(2.0, dv)),
+            arousal_delta=max(-1.0, min(1.0, da)),
+            dominance_delta=max(-1.0, min(1.0, dd)),
+            request_id=request_id,
+        )
+        with calling("memory", agent_id):
+            return (await self.stub.ShiftMood(request)).persona
+
+    async def create_memory(
+        self, agent_id: str, memory: memory_pb2.Memory, request_id: str = ""
+    ) -> memory_pb2.Memory:
+        request = memory_service_pb2.CreateMemoryRequest(
+            parent=f"agents/{agent_id}", memory=memory, request_id=request_id
+        )
+        with calling("memory", agent_id):
+            return (await self.stub.CreateMemory(request)).memory
+
+    async def seed(
+        self, agent_id: str, memories: Sequence[memory_pb2.Memory], request_id: str
+    ) -> None:
+        if not memories:
+            return
+        request = memory_service_pb2.BatchCreateMemoriesRequest(
+            parent=f"agents/{agent_id}",
+            requests=[memory_service_pb2.CreateMemoryRequest(memory=m) for m in memories],
+            request_id=request_id,
+        )
+        with calling("memory", agent_id):
+            await self.stub.BatchCreateMemories(request)
+
+    async def list_memories(
+        self, agent_id: str, kinds: Sequence[memory_pb2.MemoryKind.ValueType] = (), limit: int = 500
+    ) -> list[memory_pb2.Memory]:
+        """Newest first, up to limit."""
+        out: list[memory_pb2.Memory] = []
+        token = ""
+        with calling("memory", agent_id):
+            while len(out) < limit:
+                page = await self.stub.ListMemories(
+                    memory_service_pb2.ListMemoriesRequest(
+                        parent=f"agents/{agent_id}", page_size=500, page_token=token, kinds=kinds
+                    )
+                )
+                out.extend(page.memories)
+                token = page.next_page_token
+                if not token:
+                    break
+        return out[:limit]
+
+    async def recall(self, agent_id: str, query: str, top_k: int) -> list[memory_pb2.Memory]:
+        if top_k <= 0 or not query.strip():
+            return []
+        request = memory_service_pb2.RecallMemoriesRequest(
+            parent=f"agents/{agent_id}", text=query[:8_000], top_k=top_k
+        )
+        with calling("memory", agent_id):
+            return [r.memory for r in (await self.stub.RecallMemories(request)).results]
+
+    async def relationships(
+        self, agent_id: str, limit: int = 1_000
+    ) -> list[relationship_pb2.Relationship]:
+        out: list[relationship_pb2.Relationship] = []
+        token = ""
+        with calling("memory", agent_id):
+            while len(out) < limit:
+                page = await self.stub.ListRelationships(
+                    memory_service_pb2.ListRelationshipsRequest(
+                        parent=f"agents/{agent_id}", page_size=500, page_token=token
+                    )
+                )
+                out.extend(page.relationships)
+                token = page.next_page_token
+                if not token:
+                    break
+        return out[:limit]
+
+    async def relationship(
+        self, agent_id: str, counterparty: str
+    ) -> relationship_pb2.Relationship | None:
+        request = memory_service_pb2.GetRelationshipRequest(
+            name=f"agents/{agent_id}/relationships/{counterparty.lower()}"
+        )
+        try:
+            with calling("memory", agent_id):
+                return (await self.stub.GetRelationship(request)).relationship
+        except ServiceError:
+            raise
+        except grpc.aio.AioRpcError as err:
+            if err.code() is grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+
+    async def set_relationship(
+        self, agent_id: str, counterparty: str, relationship: relationship_pb2.Relationship
+    ) -> None:
+        relationship.name = f"agents/{agent_id}/relationships/{counterparty.lower()}"
+        request = memory_service_pb2.UpdateRelationshipRequest(
+            relationship=relationship,
+            update_mask=field_mask_pb2.FieldMask(
+                paths=["sentiment", "familiarity", "trust", "notes"]
+            ),
+        )
+        with calling("memory", agent_id):
+            await self.stub.UpdateRelationship(request)
+
+    async def record_interaction(
+        self,
+        agent_id: str,
+        counterparty: str,
+        *,
+        sentiment: float = 0.0,
+        familiarity: float = 0.05,
+        trust: float = 0.0,
+        note: str = "",
+        request_id: str = "",
+    ) -> None:
+        request = memory_service_pb2.RecordInteractionRequest(
+            name=f"agents/{agent_id}/relationships/{counterparty.lower()}",
+            sentiment_delta=sentiment,
+            familiarity_delta=familiarity,
+            trust_delta=trust,
+            note=note[:500],
+            request_id=request_id,
+        )
+        with calling("memory", agent_id):
+            await self.stub.RecordInteraction(request)
