@@ -63,6 +63,7 @@ def event(
 
     async def work() -> pb.CreateEventResponse:
         payload = Value()
+        payload.struct_value.SetInParent()  # {} too: with no --data the payload is an object
         payload.struct_value.update(parse_data(data))
         request = pb.CreateEventRequest(
             type=event_type,
