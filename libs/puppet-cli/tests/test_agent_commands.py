@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from puppet.agent.v1 import agent_service_pb2 as pb
 from puppet.social.v1 import social_service_pb2 as spb
 from puppet_runtime.testing import load_sibling
 
@@ -55,7 +56,10 @@ async def test_personas_and_persona(suite) -> None:
     assert "test-grok-agent" in table.stdout
     assert "never" in table.stdout  # no post yet
     listed = json.loads((await cli(suite, "personas", "--json")).stdout)
-    assert [p["id"] for p in listed] == ["coby-agent", "test-grok-agent"]
+    assert [(p["id"], p["state"]) for p in listed] == [
+        ("coby-agent", "running"),
+        ("test-grok-agent", "running"),
+    ]
     assert listed[0]["mood"] == {"valence": 0.0, "arousal": 0.0, "dominance": 0.5}
     one = await cli(suite, "persona", "coby-agent")
     assert one.exit_code == 0, one.output
@@ -63,6 +67,11 @@ async def test_personas_and_persona(suite) -> None:
     assert "valence +0.00, arousal 0.00, dominance 0.50" in one.stdout
     detail = json.loads((await cli(suite, "persona", "coby-agent", "--json")).stdout)
     assert (detail["id"], detail["name"]) == ("coby-agent", "Coby")
+    assert detail["runtime"]["state"] == "AGENT_STATE_RUNNING"
+    await suite.agent.PauseAgent(pb.PauseAgentRequest(agent_id="coby-agent"))
+    paused = await cli(suite, "persona", "coby-agent")
+    cells = [[c.strip() for c in line.split("│")] for line in paused.stdout.splitlines()]
+    assert ["", "state", "paused", ""] in cells, paused.stdout
 
 
 async def test_unknown_persona_is_one_line(suite) -> None:

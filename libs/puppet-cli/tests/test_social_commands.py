@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import sys
 import time
 
 from puppet.social.v1 import social_pb2 as s
@@ -140,3 +142,28 @@ async def test_accounts_table_and_json(social, cli) -> None:
     assert found["accounts/coby"]["agents"] == ["agents/coby"]
     none = await cli("accounts", "--network", "x", "--json")
     assert json.loads(none.stdout) == []
+
+
+async def test_timeline_follow_stops_cleanly_on_ctrl_c(social, cli) -> None:
+    assert (await cli("post", "before the follower")).exit_code == 0
+    follower = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "puppet_cli",
+        f"--social-addr={social.address}",
+        "timeline",
+        "--follow",
+        "--interval=0.05",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert follower.stdout is not None
+    first = await asyncio.wait_for(follower.stdout.readline(), timeout=30)
+    assert first.decode().rstrip().endswith("@operator  before the follower")
+    assert (await cli("post", "while following")).exit_code == 0
+    second = await asyncio.wait_for(follower.stdout.readline(), timeout=30)
+    assert second.decode().rstrip().endswith("@operator  while following")
+    follower.send_signal(signal.SIGINT)
+    _, stderr = await asyncio.wait_for(follower.communicate(), timeout=30)
+    assert follower.returncode == 0
+    assert stderr.decode() == ""

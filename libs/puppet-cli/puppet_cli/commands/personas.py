@@ -45,8 +45,16 @@ def mood(value: a.Mood) -> str:
     )
 
 
-async def _list(config: Config) -> list[a.AgentSummary]:
+def state(runtime: a.AgentRuntime | None) -> str:
+    """`running`, `paused` or `-` (unknown)."""
+    if runtime is None or runtime.state == a.AGENT_STATE_UNSPECIFIED:
+        return "-"
+    return a.AgentState.Name(runtime.state).removeprefix("AGENT_STATE_").lower()
+
+
+async def _list(config: Config) -> tuple[list[a.AgentSummary], dict[str, a.AgentRuntime]]:
     agents: list[a.AgentSummary] = []
+    runtimes: dict[str, a.AgentRuntime] = {}
     async with connect(config, "agent", AGENT) as channel:
         stub = rpc.AgentServiceStub(channel)
         token = ""
@@ -57,31 +65,51 @@ async def _list(config: Config) -> list[a.AgentSummary]:
             agents.extend(reply.agents)
             token = reply.next_page_token
             if not token:
-                return agents
+                break
+        while True:
+            states = await stub.ListAgentRuntimes(
+                pb.ListAgentRuntimesRequest(page_size=PAGE_SIZE, page_token=token)
+            )
+            runtimes.update((r.agent.removeprefix("agents/"), r) for r in states.runtimes)
+            token = states.next_page_token
+            if not token:
+                return agents, runtimes
 
 
 def personas(config: Config, *, as_json: bool) -> None:
-    """List every persona (AgentService.ListAgents, all pages)."""
-    agents = run(_list(config))
+    """List every persona (AgentService.ListAgents and ListAgentRuntimes, all pages)."""
+    agents, runtimes = run(_list(config))
     if as_json:
-        output.emit_json([output.as_dict(agent) for agent in agents])
+        output.emit_json(
+            [{**output.as_dict(agent), "state": state(runtimes.get(agent.id))} for agent in agents]
+        )
         return
     rows = [
-        (agent.id, agent.name, mood(agent.mood), epoch_ms(agent.last_post_time)) for agent in agents
+        (
+            agent.id,
+            agent.name,
+            state(runtimes.get(agent.id)),
+            mood(agent.mood),
+            epoch_ms(agent.last_post_time),
+        )
+        for agent in agents
     ]
-    output.show(output.table("Personas", "id", "name", "mood", "last post", rows=rows))
+    output.show(output.table("Personas", "id", "name", "state", "mood", "last post", rows=rows))
 
 
-async def _get(config: Config, agent_id: str) -> pb.GetAgentResponse:
+async def _get(config: Config, agent_id: str) -> tuple[pb.GetAgentResponse, a.AgentRuntime]:
     async with connect(config, "agent", AGENT) as channel:
-        return await rpc.AgentServiceStub(channel).GetAgent(pb.GetAgentRequest(agent_id=agent_id))
+        stub = rpc.AgentServiceStub(channel)
+        got = await stub.GetAgent(pb.GetAgentRequest(agent_id=agent_id))
+        runtime = await stub.GetAgentRuntime(pb.GetAgentRuntimeRequest(agent_id=agent_id))
+        return got, runtime.runtime
 
 
 def persona(config: Config, agent_id: str, *, as_json: bool) -> None:
-    """Show one persona (AgentService.GetAgent)."""
-    got = run(_get(config, agent_id))
+    """Show one persona (AgentService.GetAgent and GetAgentRuntime)."""
+    got, runtime = run(_get(config, agent_id))
     if as_json:
-        output.emit_json(output.as_dict(got))
+        output.emit_json({**output.as_dict(got), "runtime": output.as_dict(runtime)})
         return
     frequency = got.behavior.post_frequency
     patterns = got.behavior.interaction_patterns
@@ -93,8 +121,10 @@ def persona(config: Config, agent_id: str, *, as_json: bool) -> None:
         ("interests", ", ".join(got.personality.interests) or "-"),
         ("voice", got.style_guide.voice or "-"),
         ("tone", got.style_guide.tone or "-"),
+        ("state", state(runtime)),
         ("mood", mood(got.current_mood)),
         ("last post", epoch_ms(got.last_post_time)),
+        ("next post", output.stamp(runtime.next_post_time)),
         (
             "posts every",
             f"{frequency.min_hours_between_posts:g}-{frequency.max_hours_between_posts:g} h",
