@@ -229,7 +229,7 @@ def mount_canary(root: typer.Typer) -> bool:
     if not isinstance(canary, typer.Typer):
         log.warning("puppet canary is unavailable: puppet_gateway.cli has no typer app 'app'")
         return False
-    root.add_typer(canary, name="canary", help="Canary weights of the gateway (Envoy).")
+    root.add_typer(canary, name="canary")
     return True
 
 
