@@ -1,5 +1,4 @@
-"""The whole suite for agent commands: REAL memory (hashing embedder), llm (provider fake),
-social (sandbox) and agent servers on port 0, as services/agent/tests wires them."""
+"""Real memory, llm (provider fake), social (sandbox) and agent servers on port 0, wired."""
 
 from __future__ import annotations
 

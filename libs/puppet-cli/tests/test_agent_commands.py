@@ -1,5 +1,4 @@
-"""personas, persona, force-post, event and status against the REAL agent service (with real
-memory, llm and social behind it)."""
+"""personas, persona, force-post, event, status and mention against the real agent service."""
 
 from __future__ import annotations
 
