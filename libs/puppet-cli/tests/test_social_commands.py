@@ -102,11 +102,12 @@ async def test_timeline_shows_posts_oldest_first(social, cli) -> None:
 
 async def test_timeline_follow_prints_new_posts_once_in_order(social, cli) -> None:
     await social.sandbox_account("coby", "coby_x", "agents/coby")
-    await social.stub.CreatePost(
-        pb.CreatePostRequest(parent="accounts/coby", text="old news", request_id="old")
-    )
+    for text in ("older news", "old news"):
+        await social.stub.CreatePost(
+            pb.CreatePostRequest(parent="accounts/coby", text=text, request_id=text)
+        )
     follow = asyncio.create_task(
-        cli("timeline", "--follow", "--count", "2", "--interval", "0.05", "--json")
+        cli("timeline", "--follow", "--limit=1", "--count=2", "--interval=0.05", "--json")
     )
     index = 0
     while not follow.done():  # post until the follower has printed two new posts
@@ -120,9 +121,10 @@ async def test_timeline_follow_prints_new_posts_once_in_order(social, cli) -> No
     done = follow.result()
     assert done.exit_code == 0, done.output
     texts = [json.loads(line)["text"] for line in done.stdout.splitlines()]
-    assert texts[0] == "old news"
-    assert texts == ["old news", *(f"live {i}" for i in range(len(texts) - 1))]
-    assert len(texts) >= 3
+    first, *new = texts  # first screen (--limit 1): the newest post when the follower started
+    n = int(new[0].removeprefix("live "))
+    assert new == [f"live {n}", f"live {n + 1}"]
+    assert first == ("old news" if n == 0 else f"live {n - 1}")  # never "older news"
 
 
 async def test_accounts_table_and_json(social, cli) -> None:

@@ -49,11 +49,15 @@ class _Printer:
     def new(self, newest_first: list[s.Post]) -> list[s.Post]:
         return [post for post in reversed(newest_first) if post.name not in self._seen]
 
-    def emit(self, post: s.Post) -> None:
+    def mark(self, post: s.Post) -> None:
+        """Remember the post as shown without printing it."""
         self._seen.add(post.name)
         self._order.append(post.name)
         if len(self._order) > REMEMBERED:
             self._seen.discard(self._order.popleft())
+
+    def emit(self, post: s.Post) -> None:
+        self.mark(post)
         if self._as_json:
             output.emit_json_line(output.as_dict(post))
         else:
@@ -76,7 +80,11 @@ async def _follow(
     printer = _Printer(as_json=as_json)
     async with connect(config, "social", SOCIAL) as channel:
         stub = rpc.SocialServiceStub(channel)
-        for post in printer.new(await _page(stub, parent, limit)):
+        # Read as far back as a poll does, so no post older than the first screen shows later.
+        first = printer.new(await _page(stub, parent, max(limit, POLL_PAGE)))
+        for post in first[:-limit]:
+            printer.mark(post)
+        for post in first[-limit:]:
             printer.emit(post)
         printer.printed = 0
         unreachable = False
