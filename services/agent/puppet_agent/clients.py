@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 from google.protobuf import field_mask_pb2, timestamp_pb2
+from puppet.chain.v1 import chain_pb2
 from puppet.chain.v1 import chain_service_pb2 as chain_pb
 from puppet.chain.v1 import chain_service_pb2_grpc as chain_rpc
 from puppet.llm.v1 import llm_pb2, llm_service_pb2
@@ -340,6 +341,19 @@ class LlmClient:
         with calling("llm"):
             return (await self.stub.DecideReaction(request)).decision
 
+    async def compose_trade(
+        self,
+        persona: llm_pb2.Persona,
+        context: llm_pb2.CompositionContext,
+        trade: llm_pb2.TradeFacts,
+        request_id: str,
+    ) -> llm_pb2.Composition:
+        request = llm_service_pb2.ComposeTradeAnnouncementRequest(
+            persona=persona, context=context, trade=trade, request_id=request_id
+        )
+        with calling("llm"):
+            return (await self.stub.ComposeTradeAnnouncement(request)).composition
+
     async def system_prompt(
         self, persona: llm_pb2.Persona, context: llm_pb2.CompositionContext, topic: str
     ) -> str:
@@ -489,6 +503,33 @@ class ChainClient:
     """ChainService (optional): wallets and trades. Only the runner's trading path uses it."""
 
     stub: ChainServiceAsyncStub
+
+    async def wallet(self, agent_id: str) -> chain_pb2.Wallet | None:
+        request = chain_pb.ListWalletsRequest(agent=f"agents/{agent_id}", page_size=1)
+        with calling("chain", agent_id):
+            wallets = (await self.stub.ListWallets(request)).wallets
+        return wallets[0] if wallets else None
+
+    async def swap(
+        self, agent_id: str, wallet: str, swap: chain_pb2.Swap, memo: str, request_id: str
+    ) -> chain_pb2.Action:
+        request = chain_pb.CreateSwapRequest(
+            parent=wallet,
+            swap=swap,
+            requester=f"agents/{agent_id}",
+            memo=memo[:500],
+            request_id=request_id,
+        )
+        with calling("chain", agent_id):
+            return (await self.stub.CreateSwap(request)).action
+
+    async def action(self, name: str) -> chain_pb2.Action:
+        with calling("chain"):
+            return (await self.stub.GetAction(chain_pb.GetActionRequest(name=name))).action
+
+    async def receipt(self, name: str) -> chain_pb2.Receipt:
+        with calling("chain"):
+            return (await self.stub.GetReceipt(chain_pb.GetReceiptRequest(name=name))).receipt
 
 
 @dataclass

@@ -45,7 +45,7 @@ class Life(Protocol):
     def persona_removed(self, agent_id: str) -> None: ...
     def event_created(self, event: EventRecord) -> None: ...
     def next_post_time(self, agent_id: str) -> float | None: ...
-    def lease(self, agent_id: str) -> tuple[str, float | None]: ...
+    async def lease(self, agent_id: str) -> tuple[str, float | None]: ...
 
 
 class NoLife:
@@ -63,7 +63,7 @@ class NoLife:
     def next_post_time(self, agent_id: str) -> float | None:
         return None
 
-    def lease(self, agent_id: str) -> tuple[str, float | None]:
+    async def lease(self, agent_id: str) -> tuple[str, float | None]:
         return "", None
 
 
@@ -102,13 +102,23 @@ class Fleet:
     """Domain of the agent service; the servicer translates, the runner calls in too."""
 
     store: AgentStore
-    clients: Clients
+    opened: Clients | None
+    """The dependencies' clients; None until attach() (channels belong to the running loop)."""
     provider: str = "persona"
     recall_top_k: int = 8
     clock: Callable[[], float] = time.time
     life: Life = field(default_factory=NoLife)
     started: float = field(default_factory=time.monotonic)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    @property
+    def clients(self) -> Clients:
+        if self.opened is None:
+            raise RuntimeError("the fleet's clients are not open yet")
+        return self.opened
+
+    def attach(self, clients: Clients) -> None:
+        self.opened = clients
 
     # personas
 
@@ -198,7 +208,7 @@ class Fleet:
 
     async def runtime(self, record: PersonaRecord) -> a.AgentRuntime:
         state = await self.state(record.id)
-        replica, expires = self.life.lease(record.id)
+        replica, expires = await self.life.lease(record.id)
         last = convert.seconds(state.last_post_time) if state is not None else None
         return a.AgentRuntime(
             agent=f"agents/{record.id}",
@@ -358,6 +368,28 @@ class Fleet:
                     note=f"{'quoted' if quote else 'replied to'}: {target.text[:200]}",
                     request_id=derived("interaction", request_id),
                 )
+            return Composed(composition.text, item, record)
+
+    async def announce_trade(
+        self, agent_id: str, trade: llm_pb2.TradeFacts, request_id: str
+    ) -> Composed:
+        """A post about a confirmed trade, rendered by the llm from the receipt's facts only."""
+        async with self._lock(agent_id):
+            _, persona = await self.persona(agent_id)
+            state = await self.state(agent_id)
+            context = await self.context(agent_id, state, f"trade {trade.output_symbol}")
+            composition = await self.clients.llm.compose_trade(
+                convert.llm_persona(agent_id, persona, self.provider),
+                context,
+                trade,
+                derived("compose", request_id),
+            )
+            item = await self.clients.social.post(
+                agent_id, composition.text, derived("post", request_id)
+            )
+            record = await self._remember_post(
+                agent_id, persona, "trade", composition.text, "", item, "trade", request_id
+            )
             return Composed(composition.text, item, record)
 
     async def _counterparty(

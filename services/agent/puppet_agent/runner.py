@@ -8,18 +8,22 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from puppet.chain.v1 import chain_pb2
 from puppet.llm.v1 import llm_pb2
 from puppet.memory.v1 import memory_pb2
 from puppet.social.v1 import social_pb2
 from puppet_runtime import ServiceError
 
-from puppet_agent import convert
+from puppet_agent import ambient, convert, trading
 from puppet_agent.fleet import Fleet, derived
+from puppet_agent.leases import Lease, LeaseStore
+from puppet_agent.leases.leaser import Leaser
 from puppet_agent.life.events import ALL, Event, EventEngine, Priority, for_each_persona
-from puppet_agent.life.mood import shift_for_event, shift_for_interaction
+from puppet_agent.life.mood import Mood, shift_for_event, shift_for_interaction
 from puppet_agent.life.reactions import (
     Action,
     InteractionPatterns,
@@ -49,6 +53,8 @@ class Runner:
         fleet: Fleet,
         settings: AgentSettings,
         *,
+        leases: LeaseStore | None = None,
+        replica_id: str = "local",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._fleet = fleet
@@ -65,12 +71,37 @@ class Runner:
         self._lives: dict[str, list[asyncio.Task[None]]] = {}
         self._next: dict[str, float] = {}
         self._started = False
+        self._leases = leases
+        self.replica_id = replica_id
+        self._leaser = (
+            Leaser(
+                leases,
+                replica_id,
+                self._running,
+                ttl_s=settings.lease_ttl_s,
+                on_acquired=self._acquired,
+                on_lost=self._lost,
+                rng=self._rng,
+            )
+            if leases is not None and settings.run_lives
+            else None
+        )
+        self._tick_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
+        self._sync_task: asyncio.Task[None] | None = None
 
     # Life
 
     def persona_changed(self, agent_id: str) -> None:
         if self._started:
-            asyncio.get_running_loop().create_task(self._refresh(agent_id))
+            task = asyncio.get_running_loop().create_task(self._refresh(agent_id))
+            self._background.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("refreshing a persona's life failed", exc_info=task.exception())
 
     def persona_removed(self, agent_id: str) -> None:
         self._known.discard(agent_id)
@@ -91,28 +122,75 @@ class Runner:
     def next_post_time(self, agent_id: str) -> float | None:
         return self._next.get(agent_id)
 
-    def lease(self, agent_id: str) -> tuple[str, float | None]:
-        return ("local", None) if agent_id in self._lives else ("", None)
+    async def lease(self, agent_id: str) -> tuple[str, float | None]:
+        """Who holds the persona's lease (any replica's, read from the shared lease store)."""
+        if self._leaser is not None and self._leases is not None:
+            held = (await self._leases.holders()).get(agent_id)
+            return (held.replica_id, held.expires_at) if held else ("", None)
+        return (self.replica_id, None) if agent_id in self._lives else ("", None)
 
     # lifecycle
 
     async def start(self) -> None:
         self._started = True
-        for record in await self._fleet.store.list_personas(limit=100_000):
-            self._known.add(record.id)
-            if record.paused:
-                self._paused.add(record.id)
-            elif self._settings.run_lives:
-                self._start_life(record.id)
+        await self._sync()
+        if self._leaser is not None:
+            assert self._leases is not None
+            await self._leases.open()
+            await self._leaser.start()
+            self._sync_task = asyncio.get_running_loop().create_task(self._sync_loop())
+        elif self._settings.run_lives:
+            for agent_id in self._running():
+                self._start_life(agent_id)
         for event in await self._fleet.store.pending_events():
             self.event_created(event)
         await self._engine.start()
 
     async def stop(self) -> None:
         self._started = False
+        if self._sync_task is not None:
+            self._sync_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sync_task
+        if self._leaser is not None:
+            with contextlib.suppress(Exception):
+                await self._leaser.stop(release=True)
         for agent_id in list(self._lives):
             self._stop_life(agent_id)
         await self._engine.stop()
+        if self._leases is not None and self._leaser is not None:
+            await self._leases.close()
+
+    async def _sync(self) -> None:
+        """Persona ids and pause flags from the store (other replicas create and pause too)."""
+        records = await self._fleet.store.list_personas(limit=100_000)
+        self._known = {r.id for r in records}
+        self._paused = {r.id for r in records if r.paused}
+        for agent_id in list(self._lives):
+            if agent_id not in self._known or agent_id in self._paused:
+                self._stop_life(agent_id)
+
+    async def _sync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.lease_ttl_s / 3)
+            try:
+                await self._sync()
+                await self._tick()
+            except Exception:
+                log.exception("persona sync failed")
+
+    async def _tick(self) -> None:
+        if self._leaser is not None:
+            async with self._tick_lock:
+                await self._leaser.tick()
+
+    async def _acquired(self, lease: Lease) -> None:
+        if lease.key in self._known and lease.key not in self._paused:
+            self._stop_life(lease.key)
+            self._start_life(lease.key)
+
+    async def _lost(self, agent_id: str) -> None:
+        self._stop_life(agent_id)
 
     async def idle(self) -> None:
         """Wait until no due event is queued or being handled (for tests and shutdown)."""
@@ -129,8 +207,12 @@ class Runner:
             self._next.pop(agent_id, None)
         else:
             self._paused.discard(agent_id)
-            if self._settings.run_lives:
+            if self._leaser is None and self._settings.run_lives:
                 self._start_life(agent_id)
+            elif self._leaser is not None:
+                if agent_id in self._leaser.held:
+                    self._start_life(agent_id)
+                await self._tick()
         return None
 
     def _running(self) -> list[str]:
@@ -144,7 +226,17 @@ class Runner:
             asyncio.get_running_loop().create_task(
                 self._mentions(agent_id), name=f"mentions-{agent_id}"
             ),
+            asyncio.get_running_loop().create_task(self._moods(agent_id), name=f"mood-{agent_id}"),
+            asyncio.get_running_loop().create_task(
+                self._ambient(agent_id), name=f"ambient-{agent_id}"
+            ),
         ]
+        if self._fleet.clients.chain is not None:
+            self._lives[agent_id].append(
+                asyncio.get_running_loop().create_task(
+                    self._trading(agent_id), name=f"trading-{agent_id}"
+                )
+            )
 
     def _stop_life(self, agent_id: str) -> None:
         for task in self._lives.pop(agent_id, []):
@@ -198,6 +290,123 @@ class Runner:
             tz=self._tz,
         )
         return max(at, earliest)
+
+    # random events (legacy setupRandomEvents, per persona)
+
+    async def _ambient(self, agent_id: str) -> None:
+        kinds = {
+            "mood_shift": self._settings.mood_event_interval_s,
+            "news": self._settings.news_event_interval_s,
+            "interaction_prompt": self._settings.interaction_event_interval_s,
+        }
+        due = {kind: self._clock() + every for kind, every in kinds.items() if every > 0}
+        while due:
+            kind = min(due, key=due.__getitem__)
+            await self._sleep_until(due[kind])
+            due[kind] += kinds[kind]
+            data = self._ambient_data(kind, agent_id)
+            if data is None:
+                continue
+            try:
+                await self._fleet.create_event(kind, data, [agent_id], "normal", 0)
+            except Exception as err:
+                log.warning("random %s event for %s not created: %s", kind, agent_id, err)
+
+    def _ambient_data(self, kind: str, agent_id: str) -> dict[str, Any] | None:
+        if kind == "mood_shift":
+            return ambient.mood_event(self._rng)
+        if kind == "news":
+            return ambient.news_event(self._rng)
+        others = [p for p in self._running() if p != agent_id]
+        return ambient.interaction_event(self._rng, agent_id, others)
+
+    # trading (decisions go to chain; announcements only from confirmed receipts)
+
+    async def _trading(self, agent_id: str) -> None:
+        while True:
+            await asyncio.sleep(self._settings.trade_check_interval_s)
+            try:
+                outcome = await self.trade_once(agent_id)
+                log.info("trading check of %s: %s", agent_id, outcome)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                log.warning("trading check of %s failed: %s", agent_id, err)
+
+    async def trade_once(self, agent_id: str) -> str:
+        """One legacy trading check; returns what happened (for logs)."""
+        chain = self._fleet.clients.chain
+        record = await self._fleet.store.get_persona(agent_id)
+        plan = trading.plan(record.config) if record is not None else None
+        if chain is None or plan is None:
+            return "not trading"
+        state = await self._fleet.state(agent_id)
+        saved = dict(state.state) if state is not None else {}
+        now = self._clock()
+        today = datetime.fromtimestamp(now, UTC).date().isoformat()
+        day, _, count = saved.get("trades_day", "").partition(":")
+        done_today = int(count) if day == today and count.isdigit() else 0
+        last = float(saved["last_trade_time"]) if "last_trade_time" in saved else None
+        if not plan.due(self._rng, now=now, last=last, today=done_today):
+            return "not due"
+        wallet = await chain.wallet(agent_id)
+        lamports = plan.draw_lamports(self._rng)
+        if wallet is None or lamports <= 0:
+            return "no wallet" if wallet is None else "nothing to trade"
+        slot = str(int(now // self._settings.trade_check_interval_s))
+        key = derived("trade", agent_id, slot)
+        swap = chain_pb2.Swap(
+            input_mint=trading.SOL_MINT,
+            output_mint=self._rng.choice(plan.output_mints),
+            amount=lamports,
+        )
+        action = await chain.swap(agent_id, wallet.name, swap, "autonomous trade", key)
+        for _ in range(50):
+            if action.state != chain_pb2.ACTION_STATE_SUBMITTED:
+                break
+            await asyncio.sleep(min(self._settings.tick_s, 1.0))
+            action = await chain.action(action.name)
+        if action.state != chain_pb2.ACTION_STATE_CONFIRMED or not action.receipt:
+            return chain_pb2.ActionState.Name(action.state)
+        receipt = await chain.receipt(action.receipt)
+        memory = self._fleet.clients.memory
+        await memory.set_state(agent_id, "last_trade_time", f"{now:.3f}")
+        await memory.set_state(agent_id, "trades_day", f"{today}:{done_today + 1}")
+        await self._fleet.announce_trade(agent_id, trade_facts(receipt, swap), key)
+        return "confirmed"
+
+    # mood
+
+    async def _moods(self, agent_id: str) -> None:
+        """Decay the mood toward the persona's baseline, one interval at a time."""
+        interval = self._settings.mood_decay_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._decay(agent_id, interval)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                log.warning("mood decay of %s skipped: %s", agent_id, err)
+
+    async def _decay(self, agent_id: str, elapsed_s: float) -> None:
+        state = await self._fleet.state(agent_id)
+        if state is None:
+            return
+        now = Mood(state.mood.valence, state.mood.arousal, state.mood.dominance)
+        base = state.baseline_mood
+        target = now.decayed(
+            Mood(base.valence, base.arousal, base.dominance),
+            elapsed_s,
+            self._settings.mood_half_life_s,
+        )
+        deltas = (
+            target.valence - now.valence,
+            target.arousal - now.arousal,
+            target.dominance - now.dominance,
+        )
+        if max(abs(d) for d in deltas) > 1e-4:
+            await self._fleet.clients.memory.shift_mood(agent_id, *deltas)
 
     # mentions
 
@@ -395,3 +604,19 @@ def _event_text(kind: str, data: dict[str, Any]) -> str:
 
 def _number(value: Any) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def trade_facts(receipt: chain_pb2.Receipt, swap: chain_pb2.Swap) -> llm_pb2.TradeFacts:
+    """The facts of a confirmed receipt, the only source of a trade announcement."""
+    sold, bought = receipt.amount_in, receipt.amount_out
+    return llm_pb2.TradeFacts(
+        receipt=receipt.name,
+        signature=receipt.signature,
+        kind="swap",
+        input_symbol=(sold.symbol or "SOL")[:16],
+        input_amount=trading.decimal(sold.amount, sold.decimals),
+        output_symbol=(bought.symbol or swap.output_mint[:6])[:16],
+        output_amount=trading.decimal(bought.amount, bought.decimals),
+        price=f"{receipt.realized_price:.6g}",
+        confirm_time=receipt.confirm_time,
+    )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from puppet_runtime import ServiceError, ServiceSpec, run
 
 from puppet_agent.clients import Clients
 from puppet_agent.fleet import Fleet
+from puppet_agent.leases import LeaseStore
 from puppet_agent.personas import load_dir, stored_copy
 from puppet_agent.runner import Runner
 from puppet_agent.servicer import AgentServicer
@@ -31,6 +34,18 @@ def open_store(settings: AgentSettings) -> AgentStore:
     from puppet_agent.store.sqlite import SqliteStore
 
     return SqliteStore(settings.data_dir / "agent.sqlite3")
+
+
+def open_lease_store(settings: AgentSettings) -> LeaseStore:
+    if settings.store == "mongo":
+        from puppet_agent.leases.mongo import MongoLeaseStore
+
+        assert settings.mongo_uri is not None  # enforced by AgentSettings
+        return MongoLeaseStore(settings.mongo_uri.get_secret_value(), settings.mongo_database)
+    from puppet_agent.leases.sqlite import SqliteLeaseStore
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return SqliteLeaseStore(settings.data_dir / "leases.sqlite3")
 
 
 def open_clients(settings: AgentSettings) -> Clients:
@@ -77,6 +92,8 @@ class Agent:
     runner: Runner
 
     async def start(self) -> None:
+        if self.fleet.opened is None:
+            self.fleet.attach(open_clients(self.settings))
         await self.fleet.store.open()
         if self.settings.agents_dir is not None and self.settings.agents_dir.is_dir():
             await load_persona_files(self.fleet, self.settings.agents_dir)
@@ -84,7 +101,8 @@ class Agent:
 
     async def stop(self) -> None:
         await self.runner.stop()
-        await self.fleet.clients.close()
+        if self.fleet.opened is not None:
+            await self.fleet.opened.close()
         await self.fleet.store.close()
 
 
@@ -93,11 +111,16 @@ def compose(
 ) -> Agent:
     fleet = Fleet(
         store or open_store(settings),
-        clients or open_clients(settings),
+        clients,
         provider=settings.llm_provider,
         recall_top_k=settings.recall_top_k,
     )
-    runner = Runner(fleet, settings)
+    runner = Runner(
+        fleet,
+        settings,
+        leases=open_lease_store(settings) if settings.run_lives else None,
+        replica_id=settings.replica_id or f"{socket.gethostname()}-{os.getpid()}",
+    )
     fleet.life = runner
     return Agent(settings, fleet, runner)
 

@@ -179,36 +179,29 @@ class AgentServicer(rpc.AgentServiceServicer):
     ) -> pb.GetAgentMemoryResponse:
         agent_id = _checked_id(request.agent_id)
         _, persona = await self._fleet.persona(agent_id)
-        memories = await self._fleet.clients.memory.list_memories(agent_id, limit=2_000)
-        relationships = await self._fleet.clients.memory.relationships(agent_id)
+        memory = self._fleet.clients.memory
+        core_kind, event_kind = memory_pb2.MEMORY_KIND_CORE, memory_pb2.MEMORY_KIND_EVENT
+        shown_elsewhere = (
+            core_kind,
+            event_kind,
+            memory_pb2.MEMORY_KIND_POST,
+        )  # posts: tweet_history
+        others = [k for k in convert.KIND_NAMES if k not in shown_elsewhere]
+        core, events, other = await asyncio.gather(
+            memory.list_memories(agent_id, [core_kind], limit=100_000),
+            memory.list_memories(agent_id, [event_kind], limit=2_000),
+            memory.list_memories(agent_id, others, limit=2_000),
+        )
+        relationships = await memory.relationships(agent_id)
         posts = await self._store.list_posts(agent_id, delivery=None, before_seq=None, limit=50)
-        items = [convert.memory_item(m) for m in memories]
-        core = [
-            i for i, m in zip(items, memories, strict=True) if m.kind == memory_pb2.MEMORY_KIND_CORE
-        ]
-        events = [
-            i
-            for i, m in zip(items, memories, strict=True)
-            if m.kind == memory_pb2.MEMORY_KIND_EVENT
-        ]
-        other = [
-            i
-            for i, m in zip(items, memories, strict=True)
-            if m.kind
-            not in (
-                memory_pb2.MEMORY_KIND_CORE,
-                memory_pb2.MEMORY_KIND_EVENT,
-                memory_pb2.MEMORY_KIND_POST,
-            )
-        ]
         by_importance = lambda item: -item.importance  # noqa: E731
         rotating = len(persona.rotating_system_prompts)
         return pb.GetAgentMemoryResponse(
             agent_id=agent_id,
-            core_memories=core,
-            recent_events=sorted(events, key=by_importance)[:50],
+            core_memories=[convert.memory_item(m) for m in core],
+            recent_events=sorted(map(convert.memory_item, events), key=by_importance)[:50],
             relationships=dict(convert.relationship(r) for r in relationships),
-            long_term_memories=sorted(other, key=by_importance)[:100],
+            long_term_memories=sorted(map(convert.memory_item, other), key=by_importance)[:100],
             tweet_history=[convert.tweet_entry(p, rotating) for p in posts],
             last_updated=convert.ts(self._fleet.clock()),
         )

@@ -54,6 +54,22 @@ class AgentSettings(ServiceSettings):
     """How often the runner checks schedules and due events, in seconds."""
     first_post_delay_s: float = Field(default=10.0, ge=0)
     """Delay before a persona's first scheduled post is planned (legacy: 10 s)."""
+    mood_event_interval_s: float = Field(default=4 * 3600.0, ge=0)
+    """Each running persona gets a random mood_shift event this often (legacy 4 h); 0 = never."""
+    news_event_interval_s: float = Field(default=6 * 3600.0, ge=0)
+    """Each running persona gets a random news event this often (legacy 6 h); 0 = never."""
+    interaction_event_interval_s: float = Field(default=8 * 3600.0, ge=0)
+    """Each running persona is prompted to engage another persona this often (legacy 8 h)."""
+    trade_check_interval_s: float = Field(default=600.0, gt=0)
+    """How often a trading persona considers a trade (legacy 10 min); needs chain_addr."""
+    mood_half_life_s: float = Field(default=6 * 3600.0, gt=0)
+    """Mood decays toward the persona's baseline with this half-life."""
+    mood_decay_interval_s: float = Field(default=600.0, gt=0)
+    """How often a running persona's mood is decayed, in seconds."""
+    replica_id: str = ""
+    """This replica's name in the persona leases; empty means host-pid."""
+    lease_ttl_s: float = Field(default=30.0, gt=0)
+    """Persona lease lifetime: a dead replica's personas move within about this long."""
     random_seed: int | None = None
     """Seed of the lives' randomness (schedules, reactions); unset means random."""
     recall_top_k: int = Field(default=8, ge=0, le=20)

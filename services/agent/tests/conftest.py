@@ -1,5 +1,4 @@
-"""Fixtures: REAL memory (hashing embedder), llm (provider fake) and social (sandbox) servers on
-port 0, and the agent service wired to them over real channels."""
+"""Fixtures: real memory, llm (provider fake) and social (sandbox) servers, and the agent."""
 
 from __future__ import annotations
 
@@ -18,6 +17,7 @@ from puppet.agent.v1 import agent_service_pb2_grpc as agent_rpc
 from puppet.social.v1 import social_service_pb2_grpc as social_rpc
 from puppet_agent.server import Agent, build, compose
 from puppet_agent.settings import AgentSettings
+from puppet_llm.providers.fake import FakeProvider
 from puppet_llm.server import build as build_llm
 from puppet_llm.settings import LlmSettings
 from puppet_memory.server import build as build_memory
@@ -67,7 +67,7 @@ class Suite:
 async def suite_factory(tmp_path: Path) -> AsyncIterator[Any]:
     async with AsyncExitStack() as stack:
 
-        async def start(**overrides: Any) -> Suite:
+        async def start(llm_script: Sequence[str] = (), **overrides: Any) -> Suite:
             memory_settings = MemorySettings(**QUIET, data_dir=tmp_path / "memory")
             memory = await stack.enter_async_context(
                 started_server(
@@ -80,7 +80,11 @@ async def suite_factory(tmp_path: Path) -> AsyncIterator[Any]:
                 **QUIET, data_dir=tmp_path / "llm", default_provider="fake", random_seed=7
             )
             llm = await stack.enter_async_context(
-                started_server(build_llm(llm_settings), llm_settings, port=0)
+                started_server(
+                    build_llm(llm_settings, provider=FakeProvider(script=llm_script)),
+                    llm_settings,
+                    port=0,
+                )
             )
             social_settings = SocialSettings(
                 **QUIET,

@@ -138,3 +138,11 @@ def test_stored_copy_drops_secrets_and_keeps_unknown_keys() -> None:
     assert "secret" not in json.dumps(copy)
     assert copy["agent_kit_integration"] == raw["agent_kit_integration"]
     assert raw["solana_integration"]["private_key"] == "secret"
+
+
+def test_sample_personas_know_each_other() -> None:
+    tea, coffee = parse(shipped("tea-critic")), parse(shipped("coffee-snob"))
+    assert tea.initial_memory is not None
+    assert coffee.initial_memory is not None
+    assert "coffee-snob" in tea.initial_memory.relationships
+    assert "tea-critic" in coffee.initial_memory.relationships
