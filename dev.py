@@ -47,7 +47,12 @@ def services() -> list[str]:
 def members() -> list[Path]:
     """Workspace members that carry hand-written, type-checked code (runnable or not yet)."""
     built = sorted(p.parent for p in (ROOT / "services").glob("*/pyproject.toml"))
-    return [ROOT / "libs" / "puppet-runtime", *built, ROOT / "gateway"]
+    return [
+        ROOT / "libs" / "puppet-runtime",
+        *built,
+        ROOT / "gateway",
+        ROOT / "libs" / "puppet-cli",
+    ]
 
 
 def say(message: str) -> None:
@@ -216,7 +221,11 @@ def test(args: argparse.Namespace) -> None:
     paths = [ROOT / "libs" / "puppet-runtime" / "tests"]
     paths += [ROOT / "services" / s / "tests" for s in chosen]
     if not args.services:
-        paths += [ROOT / "gateway" / "tests", ROOT / "tests"]
+        paths += [
+            ROOT / "gateway" / "tests",
+            ROOT / "libs" / "puppet-cli" / "tests",
+            ROOT / "tests",
+        ]
     run("pytest", *(str(p) for p in paths if p.is_dir()), *args.pytest_args)
 
 

@@ -1,0 +1,1 @@
+"""One module per command group; each exposes plain functions that app.py registers."""
