@@ -247,11 +247,18 @@ class FieldChecks:
         self.text(field, value, high=MAX_REQUEST_ID)
         return value or None
 
-    def page_size(self, field: str, value: int) -> int:
-        """A page size; 0 means the default and anything above the maximum is capped."""
+    def page_size(
+        self,
+        field: str,
+        value: int,
+        *,
+        default: int = paging.DEFAULT_PAGE_SIZE,
+        maximum: int = paging.MAX_PAGE_SIZE,
+    ) -> int:
+        """A page size; 0 means `default` and anything above `maximum` is capped."""
         if value < 0:
             self.fail(field, "must not be negative")
-        return paging.DEFAULT_PAGE_SIZE if value <= 0 else min(value, paging.MAX_PAGE_SIZE)
+        return default if value <= 0 else min(value, maximum)
 
     def page_token(self, field: str, query: str, token: str) -> Any:
         """The position inside a page token issued for the same `query`; None when empty."""

@@ -41,20 +41,11 @@ class Checks(FieldChecks):
         if not 1 <= len(value) <= 64 or not _ID.fullmatch(value):
             self.fail(field, "must be 1-64 characters matching [a-z0-9][a-z0-9_-]*")
 
-    def request_id(self, value: str) -> None:
-        if len(value) > 128:
-            self.fail("request_id", "must be at most 128 characters")
-
     def length(self, field: str, value: str, maximum: int, *, required: bool = False) -> None:
         if required and not value:
             self.fail(field, "is required")
         elif len(value) > maximum:
             self.fail(field, f"must be at most {maximum:,} characters")
-
-    def page_size(self, value: int, default: int, maximum: int) -> int:
-        if value < 0:
-            self.fail("page_size", "must not be negative")
-        return default if value <= 0 else min(value, maximum)
 
 
 def _checked_id(agent_id: str) -> str:
@@ -140,7 +131,7 @@ class AgentServicer(rpc.AgentServiceServicer):
 
     async def _summaries(self, page_size: int, page_token: str) -> pb.ListAgentsResponse:
         checks = Checks()
-        size = checks.page_size(page_size, 1_000, 1_000)
+        size = checks.page_size("page_size", page_size, default=1_000, maximum=1_000)
         checks.done()
         after = _cursor("agents", page_token) or 0
         records = await self._store.list_personas(after_seq=int(after), limit=size + 1)
@@ -232,7 +223,7 @@ class AgentServicer(rpc.AgentServiceServicer):
         checks = Checks()
         checks.agent_id(request.agent_id)
         checks.length("topic", request.topic, 280)
-        checks.request_id(request.request_id)
+        checks.request_id("request_id", request.request_id)
         if not 0 <= request.thread_length <= 25:
             checks.fail("thread_length", "must be 0-25")
         checks.done()
@@ -266,7 +257,7 @@ class AgentServicer(rpc.AgentServiceServicer):
         if request.tweet_id and not re.fullmatch(r"[A-Za-z0-9_-]+", request.tweet_id):
             checks.fail("tweet_id", "must be a network post id")
         checks.length("content", request.content, 4_000)
-        checks.request_id(request.request_id)
+        checks.request_id("request_id", request.request_id)
         checks.done()
         agent_id = request.agent_id
         await self._fleet.persona(agent_id)
@@ -295,7 +286,7 @@ class AgentServicer(rpc.AgentServiceServicer):
         method: str,
     ) -> tuple[str, str]:
         checks = Checks()
-        checks.request_id(request.request_id)
+        checks.request_id("request_id", request.request_id)
         if must_exist is not None:
             checks.agent_id(must_exist)
         if request.persona.ByteSize() > 256 * 1024:
@@ -346,7 +337,7 @@ class AgentServicer(rpc.AgentServiceServicer):
         self._admin(context)
         checks = Checks()
         checks.agent_id(request.agent_id)
-        checks.request_id(request.request_id)
+        checks.request_id("request_id", request.request_id)
         checks.done()
         await self._fleet.delete(request.agent_id, request.purge_memory)
         return pb.DeleteAgentResponse()
@@ -354,7 +345,7 @@ class AgentServicer(rpc.AgentServiceServicer):
     async def _pause(self, agent_id: str, request_id: str, paused: bool) -> a.AgentRuntime:
         checks = Checks()
         checks.agent_id(agent_id)
-        checks.request_id(request_id)
+        checks.request_id("request_id", request_id)
         checks.done()
         record = await self._store.set_paused(agent_id, paused, self._fleet.clock())
         if record is None:
@@ -383,7 +374,7 @@ class AgentServicer(rpc.AgentServiceServicer):
     ) -> pb.ShiftAgentMoodResponse:
         checks = Checks()
         checks.agent_id(request.agent_id)
-        checks.request_id(request.request_id)
+        checks.request_id("request_id", request.request_id)
         for name in ("valence_shift", "arousal_shift", "dominance_shift"):
             if not math.isfinite(getattr(request, name)):
                 checks.fail(name, "must be a finite number")
@@ -411,7 +402,7 @@ class AgentServicer(rpc.AgentServiceServicer):
         checks.agent_id(request.agent_id)
         checks.length("content", request.content, 8_000, required=not request.content.strip())
         checks.length("type", request.type, 32)
-        checks.request_id(request.request_id)
+        checks.request_id("request_id", request.request_id)
         importance = request.importance if request.HasField("importance") else 0.5
         if not (math.isfinite(importance) and 0 <= importance <= 1):
             checks.fail("importance", "must be between 0 and 1")
@@ -458,7 +449,7 @@ class AgentServicer(rpc.AgentServiceServicer):
     ) -> pb.CreateEventResponse:
         checks = Checks()
         checks.length("type", request.type, 64, required=True)
-        checks.request_id(request.request_id)
+        checks.request_id("request_id", request.request_id)
         data = json_format.MessageToDict(request.data) if request.HasField("data") else None
         if not _truthy(data):
             checks.fail("data", 'is required (any JSON value except null, false, 0 and "")')
@@ -496,7 +487,7 @@ class AgentServicer(rpc.AgentServiceServicer):
 
     async def _events(self, page_size: int, page_token: str) -> pb.ListEventsResponse:
         checks = Checks()
-        size = checks.page_size(page_size, 100, 1_000)
+        size = checks.page_size("page_size", page_size, default=100, maximum=1_000)
         checks.done()
         before = _cursor("events", page_token)
         rows = await self._store.list_processed(
@@ -537,7 +528,7 @@ class AgentServicer(rpc.AgentServiceServicer):
         self, request: pb.ListAgentRuntimesRequest, context: Context
     ) -> pb.ListAgentRuntimesResponse:
         checks = Checks()
-        size = checks.page_size(request.page_size, 100, 1_000)
+        size = checks.page_size("page_size", request.page_size, default=100, maximum=1_000)
         checks.done()
         query = f"runtimes:{request.state}"
         after = _cursor(query, request.page_token) or 0
@@ -556,7 +547,7 @@ class AgentServicer(rpc.AgentServiceServicer):
     ) -> pb.ListAgentPostsResponse:
         checks = Checks()
         checks.agent_id(request.agent_id)
-        size = checks.page_size(request.page_size, 50, 500)
+        size = checks.page_size("page_size", request.page_size, default=50, maximum=500)
         checks.done()
         agent_id = request.agent_id
         await self._fleet.persona(agent_id)
