@@ -13,6 +13,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from tests.k8s.render import Doc, render, split_image
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 TARGETS = [K8S / "base", *sorted(p.parent for p in (K8S / "overlays").glob("*/kustomization.yaml"))]
-DOCKERFILES = sorted((ROOT / "services").glob("*/Dockerfile"))
+DOCKERFILES = sorted([*ROOT.glob("services/*/Dockerfile"), *ROOT.glob("gateway/Dockerfile")])
 K8S_VERSIONS = ("1.32.0", kubernetes_validate.latest_version())
 NON_ROOT_UID = 10001
 DEFAULT_DRAIN_S, DEFAULT_GRACE_S = 1.0, 5.0
@@ -586,3 +587,38 @@ def test_build_context_is_filtered() -> None:
     assert patterns[0] == "**", "deny everything, then allow-list what images need"
     assert {"!pyproject.toml", "!uv.lock", "!libs", "!services"} <= set(patterns)
     assert {"**/.venv", "**/tests", "**/__pycache__"} <= set(patterns)
+
+
+def workspace_members() -> list[Path]:
+    """Every directory the root pyproject's [tool.uv.workspace] members glob to."""
+    workspace = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]["workspace"]
+    members = [
+        path
+        for pattern in workspace["members"]
+        for path in sorted(ROOT.glob(pattern))
+        if (path / "pyproject.toml").is_file()
+    ]
+    excluded = {p for pattern in workspace.get("exclude", []) for p in ROOT.glob(pattern)}
+    return [m for m in members if m not in excluded]
+
+
+def test_workspace_members_are_found() -> None:
+    names = {m.relative_to(ROOT).as_posix() for m in workspace_members()}
+    assert {"libs/puppet-apis", "services/memory", "gateway"} <= names
+
+
+def test_build_copies_every_workspace_member(dockerfile: Dockerfile) -> None:
+    """`uv sync --frozen --package X` resolves the whole workspace: every member must be there."""
+    stage = [i for i in dockerfile.instructions if "uv sync" in i.args][-1].stage
+    copied = []
+    for ins in dockerfile.instructions:
+        if ins.keyword == "COPY" and ins.stage == stage and not ins.args.startswith("--from"):
+            *sources, _ = ins.args.split()
+            copied += [Path(s.rstrip("/")) for s in sources]
+    patterns = (ROOT / ".dockerignore").read_text().splitlines()
+    for member in workspace_members():
+        relative = member.relative_to(ROOT)
+        assert any(relative.is_relative_to(source) for source in copied), (
+            f"{dockerfile.path.relative_to(ROOT)} does not COPY the workspace member {relative}"
+        )
+        assert f"!{relative.parts[0]}" in patterns, f".dockerignore drops {relative}"
