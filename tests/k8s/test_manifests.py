@@ -654,6 +654,17 @@ def test_gateway_pod_drains_before_it_stops(gateway: Gateway) -> None:
     assert {p["targetPort"] for p in service["spec"]["ports"]} == {"http"}, "never the admin"
 
 
+def test_gateway_bootstrap_matches_the_gateway_template() -> None:
+    """The committed bootstrap is what gateway/'s template renders for these upstreams."""
+    pytest.importorskip("puppet_gateway.config", reason="gateway/ has no config template yet")
+    from tests.k8s.gateway_bootstrap import bootstrap
+
+    committed = yaml.safe_load((K8S / "base" / "gateway" / "envoy.yaml").read_text())
+    assert committed == bootstrap(), (
+        "re-render: uv run python tests/k8s/gateway_bootstrap.py > k8s/base/gateway/envoy.yaml"
+    )
+
+
 def agent_descriptor_set(path: Path) -> Path:
     """AgentService's FileDescriptorSet (what the gateway image bakes in), from puppet-apis."""
     from google.protobuf import descriptor_pb2
