@@ -43,6 +43,10 @@ CALLERS = {
     "chain": {"agent"},
     "agent": {"gateway"},
 }
+# Secrets a pod must not start without (the others are optional: the embedded defaults work).
+# chain: without RPC_URL each pod would run its own local chain; without KEYSTORE_KEY each pod
+# would seal wallet keys with its own key file on an emptyDir, lost with the pod.
+REQUIRED_SECRETS = {"PUPPET_CHAIN_RPC_URL", "PUPPET_CHAIN_KEYSTORE_KEY"}
 # Placeholder endpoints of components/network-policies/egress-chain.yaml; overlays replace them.
 EGRESS_PLACEHOLDER = "192.0.2.0/32"
 ENVOY_CONFIG = "/etc/envoy/envoy.yaml"
@@ -374,7 +378,8 @@ def test_secrets_come_by_reference(workload: Workload) -> None:
         for item in container.get("env", []):
             if SECRET_NAME.search(item["name"]):
                 assert "value" not in item, f"{item['name']} is a secret: use secretKeyRef"
-                assert item["valueFrom"]["secretKeyRef"]["optional"] is True
+                optional = item["valueFrom"]["secretKeyRef"]["optional"]
+                assert optional is (item["name"] not in REQUIRED_SECRETS), item["name"]
         for source in container.get("envFrom", []):
             ref = source.get("configMapRef")
             if ref and not ref.get("optional"):
@@ -702,8 +707,12 @@ def test_envoy_accepts_the_bootstrap(tmp_path: Path) -> None:
     text = text.replace(f"{runtime}/..data", str(tmp_path / "runtime" / "..data"))
     config = tmp_path / "envoy.yaml"
     config.write_text(text)
+    # The image's entrypoint and the Deployment's args, as the pod runs them.
+    (entrypoint,) = Dockerfile(ROOT / "gateway" / "Dockerfile").of("ENTRYPOINT")
+    command = [str(config) if arg == ENVOY_CONFIG else arg for arg in json.loads(entrypoint)]
+    command += gateway.workload.main.get("args", [])
     result = subprocess.run(
-        ["envoy", "--mode", "validate", "-c", str(config), "--disable-hot-restart", "-l", "warn"],
+        [*command, "--mode", "validate", "-l", "warn"],
         capture_output=True,
         text=True,
         timeout=60,
