@@ -1,1 +1,1 @@
-"""ChainService: Solana wallets, transfers, swaps, policy and audit; the only process holding keys."""
+"""ChainService: Solana wallets, transfers, swaps, policy and audit; the only key holder."""
