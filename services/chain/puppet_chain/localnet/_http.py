@@ -1,0 +1,151 @@
+"""A small threaded HTTP/1.1 server on 127.0.0.1 shared by the local Solana and Jupiter fakes."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What a route handler sees of one HTTP request."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """What a route handler answers; `None` from a handler means "close without answering"."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[[Request], Response | None]
+
+FailureKind = Literal["http500", "timeout"]
+"""`http500` answers 500; `timeout` holds the request unanswered, then closes the connection."""
+
+
+class LocalHttpServer:
+    """Serves `handler` on 127.0.0.1 (port 0) from a daemon thread, one thread per connection.
+
+    Headers and body go out in one write with TCP_NODELAY, so keep-alive clients never wait on
+    Nagle's algorithm.
+    """
+
+    def __init__(self, handler: Handler, *, name: str, stall_s: float = 30.0) -> None:
+        self._handler = handler
+        self._name = name
+        self._stall_s = stall_s
+        self._failures: collections.deque[FailureKind] = collections.deque()
+        self._failures_lock = threading.Lock()
+        self._closing = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def fail_next(self, n: int = 1, kind: FailureKind = "http500") -> None:
+        """Make the next `n` requests fail as `kind`; a `timeout` is held for `stall_s` seconds
+        or until `stop()`."""
+        if kind not in ("http500", "timeout"):
+            raise ValueError(f"unknown failure kind: {kind}")
+        with self._failures_lock:
+            self._failures.extend([kind] * n)
+
+    def _dispatch(self, request: Request) -> Response | None:
+        with self._failures_lock:
+            failure = self._failures.popleft() if self._failures else None
+        if failure == "timeout":
+            self._closing.wait(self._stall_s)
+            return None
+        if failure == "http500":
+            return Response(500, b'{"error":"injected failure"}')
+        return self._handler(request)
+
+    def start(self) -> str:
+        """Start serving (idempotent); returns the base URL."""
+        if self._server is None:
+            self._closing.clear()
+            server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self._dispatch))
+            server.daemon_threads = True
+            thread = threading.Thread(
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                daemon=True,
+                name=self._name,
+            )
+            self._server, self._thread = server, thread
+            thread.start()
+            logger.info("%s listening on %s", self._name, self.url)
+        return self.url
+
+    def stop(self) -> None:
+        """Stop accepting, release stalled requests, close the listening socket (idempotent)."""
+        self._closing.set()
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    @property
+    def running(self) -> bool:
+        """Whether the server is started."""
+        return self._server is not None
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. http://127.0.0.1:54321."""
+        if self._server is None:
+            raise RuntimeError(f"{self._name} is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+
+def _handler_class(handler: Handler) -> type[BaseHTTPRequestHandler]:
+    class _Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def log_message(self, format: str, *args: Any) -> None:
+            logger.debug("%s " + format, self.address_string(), *args)
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            headers = {key.lower(): value for key, value in self.headers.items()}
+            try:
+                response = handler(Request(self.command, self.path, headers, body))
+            except Exception:
+                logger.exception("local http handler failed")
+                response = Response(500, b'{"error":"internal error"}')
+            if response is None:
+                self.close_connection = True
+                return
+            reason = self.responses.get(response.status, ("",))[0]
+            extra = "".join(f"{key}: {value}\r\n" for key, value in response.headers.items())
+            head = (
+                f"HTTP/1.1 {response.status} {reason}\r\n"
+                f"Content-Type: {response.content_type}\r\n"
+                f"Content-Length: {len(response.body)}\r\n{extra}\r\n"
+            ).encode()
+            self.wfile.write(head + response.body)
+
+        do_GET = _serve  # noqa: N815
+        do_POST = _serve  # noqa: N815
+
+    return _Handler
