@@ -67,6 +67,8 @@ async def test_actions_are_idempotent_per_request_id(store: ChainStore) -> None:
     await store.put_action(first)
     assert await store.get_action("w1", first.action_id) == first
     assert await store.get_action("w2", first.action_id) is None
+    assert await store.find_action("w1", "r1") == first
+    assert await store.find_action("w1", "r9") is None
 
 
 async def test_concurrent_adds_keep_one_action(store: ChainStore) -> None:

@@ -105,6 +105,10 @@ class MongoStore:
             return action_row(_strip(found))
         return action
 
+    async def find_action(self, wallet_id: str, request_id: str) -> ActionRow | None:
+        doc = await self._c("actions").find_one({"wallet_id": wallet_id, "request_id": request_id})
+        return None if doc is None else action_row(_strip(doc))
+
     async def put_action(self, action: ActionRow) -> None:
         key = f"{action.wallet_id}/{action.action_id}"
         await self._c("actions").replace_one({"_id": key}, action_doc(action) | {"_id": key})

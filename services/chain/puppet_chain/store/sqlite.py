@@ -139,6 +139,16 @@ class SqliteStore:
 
         return await self._conn.run(transaction, work)
 
+    async def find_action(self, wallet_id: str, request_id: str) -> ActionRow | None:
+        def work(db: sqlite3.Connection) -> ActionRow | None:
+            found = db.execute(
+                "SELECT body FROM actions WHERE wallet_id = ? AND request_id = ?",
+                (wallet_id, request_id),
+            ).fetchone()
+            return None if found is None else action_row(json.loads(found[0]))
+
+        return await self._conn.run(work)
+
     async def put_action(self, action: ActionRow) -> None:
         await self._conn.run(
             lambda db: db.execute(
