@@ -8,6 +8,7 @@ that leaves it SUBMITTED (re-sent as the same bytes, hence never spent twice) an
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import math
@@ -187,7 +188,6 @@ class Actions:
         exclude: str = "",
     ) -> Prepared:
         owner = keypair.pubkey()
-        sol_balance, _ = await self._a.solana.balance(owner)
         quote: Quote | None = None
         if kind == "transfer":
             mint, amount = spec["mint"] or WSOL, int(spec["amount"])
@@ -195,9 +195,17 @@ class Actions:
         else:
             mint, amount, recipient = spec["input_mint"], int(spec["amount"]), None
             slippage = int(spec["slippage_bps"]) or rules.slippage_cap
+        # Independent reads run together: each is a round trip to the RPC or the store.
+        (sol_balance, _), token_balance, usage, recent = await asyncio.gather(
+            self._a.solana.balance(owner),
+            self._token_balance(owner, mint),
+            self._usage(wallet.wallet_id, exclude),
+            self._a.solana.blockhash() if kind == "transfer" and build else _none(),
+        )
+        usage = replace(usage, sol_balance=sol_balance, token_balance=token_balance)
+        if kind == "swap":
             quote = await self._a.jupiter.quote(mint, spec["output_mint"], amount, slippage)
         token_out = 0 if mint == WSOL else amount
-        token_balance = 0 if mint == WSOL else await self._a.solana.token_balance(owner, mint)
         value_lamports, value_usd = await self._value(rules, mint, amount)
         proposal = Proposal(
             mints=(mint,) if quote is None else (mint, quote.output_mint),
@@ -209,13 +217,12 @@ class Actions:
             token_out=token_out,
             slippage_bps=slippage,
         )
-        usage = await self._usage(wallet.wallet_id, sol_balance, token_balance, exclude)
         decision = decide(rules, proposal, usage, approval=approval)
         if decision.verdict is Verdict.DENY or not build:
             return Prepared(decision, None, 0, quote)
         if quote is None:
             tx, last_valid = await self._a.solana.transfer_tx(
-                keypair, Pubkey.from_string(recipient or ""), spec["mint"], amount
+                keypair, Pubkey.from_string(recipient or ""), spec["mint"], amount, recent
             )
         else:
             tx, last_valid = await self._a.jupiter.swap_tx(quote, keypair)
@@ -242,7 +249,10 @@ class Actions:
         lamports = math.floor(usd / sol_usd * LAMPORTS_PER_SOL) if sol_usd else None
         return lamports, usd
 
-    async def _usage(self, wallet_id: str, sol: int, token: int, exclude: str) -> Usage:
+    async def _token_balance(self, owner: Pubkey, mint: str) -> int:
+        return 0 if mint == WSOL else await self._a.solana.token_balance(owner, mint)
+
+    async def _usage(self, wallet_id: str, exclude: str) -> Usage:
         now = self._a.clock()
         day_start = now - now % DAY_S
         spent = [
@@ -253,8 +263,7 @@ class Actions:
         decisions = [Decision.from_json(row.decision) for row in spent]
         return Usage(
             now=now,
-            sol_balance=sol,
-            token_balance=token,
+            sol_balance=0,
             spent_lamports=sum(d.value_lamports for d in decisions),
             spent_usd=sum(d.value_usd for d in decisions),
             actions_today=len(spent),
@@ -384,6 +393,10 @@ class Actions:
             facts.fee,
             recipient,
         )
+
+
+async def _none() -> None:
+    return None
 
 
 def quote_doc(quote: Quote) -> dict[str, Any]:

@@ -134,7 +134,12 @@ class Solana:
         return resp.value.blockhash, resp.value.last_valid_block_height
 
     async def transfer_tx(
-        self, payer: Keypair, recipient: Pubkey, mint: str, amount: int
+        self,
+        payer: Keypair,
+        recipient: Pubkey,
+        mint: str,
+        amount: int,
+        blockhash: tuple[Hash, int] | None = None,
     ) -> tuple[VersionedTransaction, int]:
         """A signed SOL (mint "") or SPL transfer and its last valid block height."""
         owner = payer.pubkey()
@@ -155,8 +160,8 @@ class Solana:
             )
             create = create_idempotent_associated_token_account(owner, recipient, key)
             ixs = [create, transfer_checked(params)]
-        blockhash, last_valid = await self.blockhash()
-        message = MessageV0.try_compile(owner, ixs, [], blockhash)
+        recent, last_valid = blockhash or await self.blockhash()
+        message = MessageV0.try_compile(owner, ixs, [], recent)
         return VersionedTransaction(message, [payer]), last_valid
 
     async def simulate(self, tx: VersionedTransaction) -> str:
