@@ -58,4 +58,7 @@ class ChainSettings(ServiceSettings):
     def _needs(self) -> ChainSettings:
         if self.store == "mongo" and self.mongo_uri is None:
             raise ValueError("PUPPET_CHAIN_MONGO_URI is required when store is mongo")
+        if self.store == "mongo" and self.keystore_key is None:
+            # Replicas share the sealed keys in MongoDB, so they must share the key that opens them.
+            raise ValueError("PUPPET_CHAIN_KEYSTORE_KEY is required when store is mongo")
         return self
