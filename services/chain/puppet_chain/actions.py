@@ -106,7 +106,9 @@ class Actions:
                 update_time=now,
             )
             self._apply(row, prepared, now)
-            row = await self._a.store.add_action(row)
+            stored = await self._a.store.add_action(row)
+            if stored.action_id != row.action_id:  # another replica won the request_id
+                return await self._reconcile(wallet, stored, wait_s)
             await self._audit(row, AuditKind.REQUESTED, requester, detail=kind)
             await self._audit(row, AuditKind.DECIDED, "service", decision=row.decision)
             if row.state is State.SUBMITTED:
