@@ -7,17 +7,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
-from puppet.chain.v1 import chain_service_pb2_grpc as rpc
-from puppet_chain.server import build, compose
-from puppet_chain.settings import ChainSettings
 from puppet_chain.store import ChainStore
 from puppet_chain.store.mongo import MongoStore
 from puppet_chain.store.sqlite import SqliteStore
-from puppet_runtime import started_server
 from puppet_runtime.testing import load_sibling, mongo_wire_server
-from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
 kit = load_sibling(__file__, "kit")
@@ -52,19 +46,5 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 @pytest.fixture
 async def harness(tmp_path: Path) -> AsyncIterator[Any]:
-    settings = ChainSettings(
-        host="127.0.0.1",
-        port=0,
-        shutdown_grace_s=0,
-        drain_s=0,
-        data_dir=tmp_path,
-        admin_token=SecretStr(kit.TOKEN),
-        rpc_timeout_s=0.5,
-        confirm_timeout_s=2.0,
-    )
-    chain = compose(settings)
-    async with (
-        started_server(build(settings, chain), settings) as srv,
-        grpc.aio.insecure_channel(f"127.0.0.1:{srv.port}") as channel,
-    ):
-        yield kit.Harness(rpc.ChainServiceStub(channel), chain, settings)
+    async with kit.serve(tmp_path) as started:
+        yield started

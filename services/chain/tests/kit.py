@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import grpc
 from google.protobuf import field_mask_pb2
 from puppet.chain.v1 import chain_pb2 as c
 from puppet.chain.v1 import chain_service_pb2 as pb
+from puppet.chain.v1 import chain_service_pb2_grpc as rpc
 from puppet_chain.localnet import Embedded
-from puppet_chain.server import Chain
+from puppet_chain.server import Chain, build, compose
 from puppet_chain.settings import ChainSettings
+from puppet_chain.store import ChainStore
+from puppet_runtime import started_server
+from pydantic import SecretStr
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
@@ -64,3 +72,27 @@ def transfer(amount: int, rid: str, mint: str = "", to: Pubkey = BOB) -> pb.Crea
         requester="agents/a",
         request_id=rid,
     )
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    data_dir: Path, store: ChainStore | None = None, **overrides: Any
+) -> AsyncIterator[Harness]:
+    """A real ChainService on port 0 (local Solana and Jupiter in-process) and a stub to it."""
+    values: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "shutdown_grace_s": 0,
+        "drain_s": 0,
+        "data_dir": data_dir,
+        "admin_token": SecretStr(TOKEN),
+        "rpc_timeout_s": 0.5,
+        "confirm_timeout_s": 2.0,
+    }
+    settings = ChainSettings(**(values | overrides))
+    chain = compose(settings, store=store)
+    async with (
+        started_server(build(settings, chain), settings) as srv,
+        grpc.aio.insecure_channel(f"127.0.0.1:{srv.port}") as channel,
+    ):
+        yield Harness(rpc.ChainServiceStub(channel), chain, settings)
