@@ -45,16 +45,35 @@ def percentile(samples: Sequence[float], q: float) -> float:
 def policy_rate(n: int) -> float:
     recipient = str(Keypair().pubkey())
     rules = Rules(
-        enabled=True, max_trade_lamports=10 * SOL, max_trade_usd=10_000.0,
-        max_daily_lamports=100 * SOL, max_daily_usd=100_000.0, max_daily_actions=1_000,
-        min_reserve_lamports=SOL // 100, allowed_mints=(USDC,), denied_mints=("x",),
-        allowed_recipients=(recipient,), approval_threshold_lamports=50 * SOL,
-        approval_threshold_usd=5_000.0, min_seconds_between_actions=1,
+        enabled=True,
+        max_trade_lamports=10 * SOL,
+        max_trade_usd=10_000.0,
+        max_daily_lamports=100 * SOL,
+        max_daily_usd=100_000.0,
+        max_daily_actions=1_000,
+        min_reserve_lamports=SOL // 100,
+        allowed_mints=(USDC,),
+        denied_mints=("x",),
+        allowed_recipients=(recipient,),
+        approval_threshold_lamports=50 * SOL,
+        approval_threshold_usd=5_000.0,
+        min_seconds_between_actions=1,
     )
-    proposal = Proposal(mints=(WSOL,), recipient=recipient, value_lamports=SOL // 10,
-                        value_usd=15.0, sol_out_lamports=SOL // 10)
-    usage = Usage(now=1e9, sol_balance=5 * SOL, spent_lamports=SOL, spent_usd=150.0,
-                  actions_today=10, last_action_time=1e9 - 60)
+    proposal = Proposal(
+        mints=(WSOL,),
+        recipient=recipient,
+        value_lamports=SOL // 10,
+        value_usd=15.0,
+        sol_out_lamports=SOL // 10,
+    )
+    usage = Usage(
+        now=1e9,
+        sol_balance=5 * SOL,
+        spent_lamports=SOL,
+        spent_usd=150.0,
+        actions_today=10,
+        last_action_time=1e9 - 60,
+    )
     started = time.perf_counter()
     for _ in range(n):
         decide(rules, proposal, usage)
@@ -65,19 +84,31 @@ async def transfers(stub: ChainServiceAsyncStub, n: int) -> list[float]:
     recipient = str(Keypair().pubkey())
     await stub.CreateWallet(pb.CreateWalletRequest(wallet_id="bench", agent="agents/bench"))
     await stub.RequestAirdrop(pb.RequestAirdropRequest(wallet="wallets/bench", lamports=10 * SOL))
-    policy = c.Policy(name="wallets/bench/policy", enabled=True, allowed_recipients=[recipient],
-                      max_trade_lamports=SOL, max_daily_lamports=100 * SOL,
-                      simulate_before_send=True)
+    policy = c.Policy(
+        name="wallets/bench/policy",
+        enabled=True,
+        allowed_recipients=[recipient],
+        max_trade_lamports=SOL,
+        max_daily_lamports=100 * SOL,
+        simulate_before_send=True,
+    )
     mask = field_mask_pb2.FieldMask(
-        paths=["enabled", "allowed_recipients", "max_trade_lamports", "max_daily_lamports",
-               "simulate_before_send"]
+        paths=[
+            "enabled",
+            "allowed_recipients",
+            "max_trade_lamports",
+            "max_daily_lamports",
+            "simulate_before_send",
+        ]
     )
     await stub.UpdatePolicy(pb.UpdatePolicyRequest(policy=policy, update_mask=mask))
     samples: list[float] = []
     for i in range(n + 10):
         request = pb.CreateTransferRequest(
-            parent="wallets/bench", transfer=c.Transfer(recipient=recipient, amount=SOL // 1000),
-            requester="operator", request_id=f"bench-{i}",
+            parent="wallets/bench",
+            transfer=c.Transfer(recipient=recipient, amount=SOL // 1000),
+            requester="operator",
+            request_id=f"bench-{i}",
         )
         started = time.perf_counter()
         action = (await stub.CreateTransfer(request, timeout=10)).action
