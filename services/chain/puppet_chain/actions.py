@@ -37,7 +37,6 @@ from puppet_chain.policy import (
 )
 from puppet_chain.solana import Outcome
 from puppet_chain.store import (
-    SPENDING,
     ActionRow,
     AuditKind,
     AuditRow,
@@ -256,20 +255,14 @@ class Actions:
 
     async def _usage(self, wallet_id: str, exclude: str) -> Usage:
         now = self._a.clock()
-        day_start = now - now % DAY_S
-        spent = [
-            row
-            for row in await self._a.store.actions_since(wallet_id, day_start)
-            if row.state in SPENDING and row.action_id != exclude
-        ]
-        decisions = [Decision.from_json(row.decision) for row in spent]
+        spent = await self._a.store.spending(wallet_id, now - now % DAY_S, exclude)
         return Usage(
             now=now,
             sol_balance=0,
-            spent_lamports=sum(d.value_lamports for d in decisions),
-            spent_usd=sum(d.value_usd for d in decisions),
-            actions_today=len(spent),
-            last_action_time=max((row.create_time for row in spent), default=None),
+            spent_lamports=spent.lamports,
+            spent_usd=spent.usd,
+            actions_today=spent.actions,
+            last_action_time=spent.last_time,
         )
 
     def _apply(self, row: ActionRow, prepared: Prepared, now: float) -> State:

@@ -11,6 +11,7 @@ from puppet_chain.store import (
     AuditRow,
     ChainStore,
     ReceiptRow,
+    Spending,
     State,
     WalletRow,
     new_id,
@@ -140,3 +141,18 @@ async def test_remember_keeps_the_first(store: ChainStore) -> None:
     assert await store.remember("k", "fp1", "one") == ("fp1", "one")
     assert await store.remember("k", "fp2", "two") == ("fp1", "one")
     assert await store.recall("k") == ("fp1", "one")
+
+
+async def test_spending_counts_spending_states_since_a_time(store: ChainStore) -> None:
+    rows = [await store.add_action(action(f"s{i}", 100.0 + i)) for i in range(4)]
+    for row, state, lamports in zip(
+        rows,
+        [State.CONFIRMED, State.DENIED, State.PENDING_APPROVAL, State.SUBMITTED],
+        [10, 20, 30, 40],
+        strict=True,
+    ):
+        row.state, row.decision = state, {"value_lamports": lamports, "value_usd": lamports / 10}
+        await store.put_action(row)
+    assert await store.spending("w1", 0.0, "") == Spending(80, 8.0, 3, 103.0)
+    assert await store.spending("w1", 101.0, rows[3].action_id) == Spending(30, 3.0, 1, 102.0)
+    assert await store.spending("w2", 0.0, "") == Spending(0, 0.0, 0, None)

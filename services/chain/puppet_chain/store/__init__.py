@@ -110,6 +110,24 @@ class ReceiptRow:
 
 
 @dataclass(frozen=True, slots=True)
+class Spending:
+    lamports: int = 0
+    usd: float = 0.0
+    actions: int = 0
+    last_time: float | None = None
+
+
+def spending_of(rows: list[ActionRow], exclude: str) -> Spending:
+    counted = [r for r in rows if r.state in SPENDING and r.action_id != exclude]
+    return Spending(
+        sum(int(r.decision.get("value_lamports", 0)) for r in counted),
+        sum(float(r.decision.get("value_usd", 0.0)) for r in counted),
+        len(counted),
+        max((r.create_time for r in counted), default=None),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class AuditQuery:
     wallet_id: str | None = None
     start_time: float | None = None
@@ -147,6 +165,11 @@ class ChainStore(Protocol):
         ...
 
     async def actions_since(self, wallet_id: str, since: float) -> list[ActionRow]: ...
+
+    async def spending(self, wallet_id: str, since: float, exclude: str) -> Spending:
+        """What the wallet's SPENDING actions created at or after since add up to."""
+        ...
+
     async def append_audit(self, entry: AuditRow) -> AuditRow: ...
     async def list_audit(self, query: AuditQuery, after: int, limit: int) -> list[AuditRow]: ...
     async def add_receipt(self, receipt: ReceiptRow) -> None: ...

@@ -14,6 +14,7 @@ from puppet_chain.store import (
     AuditRow,
     Doc,
     ReceiptRow,
+    Spending,
     State,
     WalletRow,
     action_doc,
@@ -22,6 +23,7 @@ from puppet_chain.store import (
     audit_row,
     receipt_doc,
     receipt_row,
+    spending_of,
 )
 
 
@@ -134,6 +136,9 @@ class MongoStore:
         query = {"wallet_id": wallet_id, "create_time": {"$gte": since}}
         cursor = self._c("actions").find(query).sort("action_id", ASCENDING)
         return [action_row(_strip(doc)) async for doc in cursor]
+
+    async def spending(self, wallet_id: str, since: float, exclude: str) -> Spending:
+        return spending_of(await self.actions_since(wallet_id, since), exclude)
 
     async def append_audit(self, entry: AuditRow) -> AuditRow:
         counter = await self._c("counters").find_one_and_update(

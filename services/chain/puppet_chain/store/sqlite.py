@@ -10,11 +10,13 @@ from typing import Any
 from puppet_runtime.sqlite import ThreadedConnection, transaction
 
 from puppet_chain.store import (
+    SPENDING,
     ActionRow,
     AuditQuery,
     AuditRow,
     Doc,
     ReceiptRow,
+    Spending,
     State,
     WalletRow,
     action_doc,
@@ -33,8 +35,10 @@ CREATE TABLE IF NOT EXISTS policies (wallet_id TEXT PRIMARY KEY, body TEXT NOT N
 CREATE TABLE IF NOT EXISTS actions (
     wallet_id TEXT NOT NULL, action_id TEXT NOT NULL, request_id TEXT NOT NULL,
     state INTEGER NOT NULL, create_time REAL NOT NULL, body TEXT NOT NULL,
+    value_lamports INTEGER NOT NULL DEFAULT 0, value_usd REAL NOT NULL DEFAULT 0,
     PRIMARY KEY (wallet_id, action_id), UNIQUE (wallet_id, request_id));
 CREATE INDEX IF NOT EXISTS actions_by_id ON actions (action_id);
+CREATE INDEX IF NOT EXISTS actions_by_time ON actions (wallet_id, create_time);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, wallet_id TEXT NOT NULL, action TEXT NOT NULL,
     time REAL NOT NULL, body TEXT NOT NULL);
@@ -44,6 +48,12 @@ CREATE TABLE IF NOT EXISTS receipts (
     PRIMARY KEY (wallet_id, receipt_id));
 CREATE TABLE IF NOT EXISTS requests (key TEXT PRIMARY KEY, fingerprint TEXT, result TEXT);
 """
+
+
+def _values(action: ActionRow) -> tuple[int, float]:
+    return int(action.decision.get("value_lamports", 0)), float(
+        action.decision.get("value_usd", 0.0)
+    )
 
 
 def _wallet(row: tuple[Any, ...]) -> WalletRow:
@@ -125,7 +135,7 @@ class SqliteStore:
             if found is not None:
                 return action_row(json.loads(found[0]))
             db.execute(
-                "INSERT INTO actions VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO actions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     action.wallet_id,
                     action.action_id,
@@ -133,6 +143,7 @@ class SqliteStore:
                     int(action.state),
                     action.create_time,
                     json.dumps(action_doc(action)),
+                    *_values(action),
                 ),
             )
             return action
@@ -152,10 +163,12 @@ class SqliteStore:
     async def put_action(self, action: ActionRow) -> None:
         await self._conn.run(
             lambda db: db.execute(
-                "UPDATE actions SET state = ?, body = ? WHERE wallet_id = ? AND action_id = ?",
+                "UPDATE actions SET state = ?, body = ?, value_lamports = ?, value_usd = ?"
+                " WHERE wallet_id = ? AND action_id = ?",
                 (
                     int(action.state),
                     json.dumps(action_doc(action)),
+                    *_values(action),
                     action.wallet_id,
                     action.action_id,
                 ),
@@ -194,6 +207,18 @@ class SqliteStore:
                 (wallet_id, since),
             ).fetchall()
             return [action_row(json.loads(row[0])) for row in rows]
+
+        return await self._conn.run(work)
+
+    async def spending(self, wallet_id: str, since: float, exclude: str) -> Spending:
+        def work(db: sqlite3.Connection) -> Spending:
+            row = db.execute(
+                "SELECT COALESCE(SUM(value_lamports), 0), COALESCE(SUM(value_usd), 0.0),"
+                " COUNT(*), MAX(create_time) FROM actions WHERE wallet_id = ?"
+                " AND create_time >= ? AND action_id != ? AND state IN (?, ?, ?)",
+                (wallet_id, since, exclude, *(int(s) for s in sorted(SPENDING))),
+            ).fetchone()
+            return Spending(int(row[0]), float(row[1]), int(row[2]), row[3])
 
         return await self._conn.run(work)
 
