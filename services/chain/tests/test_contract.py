@@ -196,3 +196,37 @@ async def test_wallets_page_and_policy_defaults(harness: Harness) -> None:
         c.AUDIT_KIND_WALLET_ADDED,
         c.AUDIT_KIND_POLICY_UPDATED,
     ]
+
+
+async def page_all(call: Any, request: Any, field: str) -> list[Any]:
+    items, token = [], ""
+    while True:
+        request.page_token = token
+        page = await call(request)
+        items += list(getattr(page, field))
+        token = page.next_page_token
+        if not token:
+            return items
+
+
+async def test_actions_and_audit_page_to_the_end(harness: Harness) -> None:
+    h = harness
+    await kit.funded(h)
+    made = [(await h.stub.CreateTransfer(kit.transfer(1, f"p{i}"))).action for i in range(5)]
+    actions = await page_all(
+        h.stub.ListActions, pb.ListActionsRequest(parent="wallets/w1", page_size=2), "actions"
+    )
+    assert [a.name for a in actions] == [a.name for a in reversed(made)]
+    entries = await page_all(
+        h.stub.ListAuditEntries,
+        pb.ListAuditEntriesRequest(parent="wallets/-", page_size=3),
+        "audit_entries",
+    )
+    assert len(entries) == 1 + 2 * 5  # wallet added, then requested + decided per denial
+    assert [e.name for e in entries] == sorted(e.name for e in entries)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        first = await h.stub.ListActions(pb.ListActionsRequest(parent="wallets/w1", page_size=2))
+        await h.stub.ListActions(
+            pb.ListActionsRequest(parent="wallets/-", page_token=first.next_page_token)
+        )
+    assert status_of(caught.value)[0] == grpc.StatusCode.INVALID_ARGUMENT
