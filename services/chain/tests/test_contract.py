@@ -224,8 +224,8 @@ async def test_actions_and_audit_page_to_the_end(harness: Harness) -> None:
     )
     assert len(entries) == 1 + 2 * 5  # wallet added, then requested + decided per denial
     assert [e.name for e in entries] == sorted(e.name for e in entries)
+    first = await h.stub.ListActions(pb.ListActionsRequest(parent="wallets/w1", page_size=2))
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        first = await h.stub.ListActions(pb.ListActionsRequest(parent="wallets/w1", page_size=2))
         await h.stub.ListActions(
             pb.ListActionsRequest(parent="wallets/-", page_token=first.next_page_token)
         )
