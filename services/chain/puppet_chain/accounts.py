@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -21,6 +23,8 @@ from puppet_chain.store import AuditKind, AuditRow, ChainStore, WalletRow
 from puppet_chain.wallets import Keystore, parse_secret
 
 log = logging.getLogger(__name__)
+LEASE_TTL_S = 120.0
+"""Longest a crashed replica can keep a wallet's lease (a call holds it for far less)."""
 POLICY_FIELDS = tuple(f.name for f in fields(Rules) if f.name != "update_time")
 
 
@@ -60,10 +64,21 @@ class Accounts:
         self._confirm_timeout_s = confirm_timeout_s
         self.clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
+        self._owner = uuid.uuid4().hex
 
-    def lock(self, wallet_id: str) -> asyncio.Lock:
-        """The lock that serialises one wallet's actions (caps and idempotency are per wallet)."""
-        return self._locks.setdefault(wallet_id, asyncio.Lock())
+    @contextlib.asynccontextmanager
+    async def lock(self, wallet_id: str) -> AsyncIterator[None]:
+        """Serialise one wallet's work (caps and idempotency are per wallet): an asyncio lock in
+        this process, then a lease in the store, which replicas share."""
+        async with self._locks.setdefault(wallet_id, asyncio.Lock()):
+            key, pause = f"wallet/{wallet_id}", 0.005
+            while not await self.store.acquire(key, self._owner, self.clock(), LEASE_TTL_S):
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.2)
+            try:
+                yield
+            finally:
+                await self.store.release(key, self._owner)
 
     async def audit(self, entry: AuditRow) -> AuditRow:
         return await self.store.append_audit(entry)

@@ -15,7 +15,16 @@ from puppet_runtime.testing import load_sibling, mongo_wire_server
 from pymongo import AsyncMongoClient
 
 kit = load_sibling(__file__, "kit")
-COLLECTIONS = ("wallets", "policies", "actions", "audit", "receipts", "requests", "counters")
+COLLECTIONS = (
+    "wallets",
+    "policies",
+    "actions",
+    "audit",
+    "receipts",
+    "requests",
+    "counters",
+    "leases",
+)
 
 
 @pytest.fixture(scope="session")

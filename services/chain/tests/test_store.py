@@ -156,3 +156,14 @@ async def test_spending_counts_spending_states_since_a_time(store: ChainStore) -
     assert await store.spending("w1", 0.0, "") == Spending(80, 8.0, 3, 103.0)
     assert await store.spending("w1", 101.0, rows[3].action_id) == Spending(30, 3.0, 1, 102.0)
     assert await store.spending("w2", 0.0, "") == Spending(0, 0.0, 0, None)
+
+
+async def test_leases_exclude_other_owners_until_they_lapse(store: ChainStore) -> None:
+    assert await store.acquire("k", "a", 100.0, 10.0)
+    assert await store.acquire("k", "a", 101.0, 10.0)
+    assert not await store.acquire("k", "b", 105.0, 10.0)
+    assert await store.acquire("k", "b", 111.5, 10.0)
+    await store.release("k", "a")
+    assert not await store.acquire("k", "a", 112.0, 10.0)
+    await store.release("k", "b")
+    assert await store.acquire("k", "a", 112.0, 10.0)

@@ -188,6 +188,24 @@ class MongoStore:
         cursor = self._c("receipts").find(query).sort("receipt_id", DESCENDING).limit(limit)
         return [receipt_row(_strip(doc)) async for doc in cursor]
 
+    async def acquire(self, key: str, owner: str, now: float, ttl_s: float) -> bool:
+        leases, until = self._c("leases"), now + ttl_s
+        try:
+            await leases.insert_one({"_id": key, "owner": owner, "until": until})
+            return True
+        except DuplicateKeyError:
+            pass
+        for taken in ({"until": {"$lte": now}}, {"owner": owner}):
+            found = await leases.find_one_and_update(
+                {"_id": key, **taken}, {"$set": {"owner": owner, "until": until}}
+            )
+            if found is not None:
+                return True
+        return False
+
+    async def release(self, key: str, owner: str) -> None:
+        await self._c("leases").delete_one({"_id": key, "owner": owner})
+
     async def recall(self, key: str) -> tuple[str, str] | None:
         doc = await self._c("requests").find_one({"_id": key})
         return None if doc is None else (str(doc["fingerprint"]), str(doc["result"]))

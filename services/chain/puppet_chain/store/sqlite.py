@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS receipts (
     wallet_id TEXT NOT NULL, receipt_id TEXT NOT NULL, body TEXT NOT NULL,
     PRIMARY KEY (wallet_id, receipt_id));
 CREATE TABLE IF NOT EXISTS requests (key TEXT PRIMARY KEY, fingerprint TEXT, result TEXT);
+CREATE TABLE IF NOT EXISTS leases (key TEXT PRIMARY KEY, owner TEXT NOT NULL, until REAL NOT NULL);
 """
 
 
@@ -288,6 +289,21 @@ class SqliteStore:
             return [receipt_row(json.loads(row[0])) for row in rows]
 
         return await self._conn.run(work)
+
+    async def acquire(self, key: str, owner: str, now: float, ttl_s: float) -> bool:
+        def work(db: sqlite3.Connection) -> bool:
+            held = db.execute("SELECT owner, until FROM leases WHERE key = ?", (key,)).fetchone()
+            if held is not None and held[0] != owner and held[1] > now:
+                return False
+            db.execute("INSERT OR REPLACE INTO leases VALUES (?, ?, ?)", (key, owner, now + ttl_s))
+            return True
+
+        return await self._conn.run(transaction, work)
+
+    async def release(self, key: str, owner: str) -> None:
+        await self._conn.run(
+            lambda db: db.execute("DELETE FROM leases WHERE key = ? AND owner = ?", (key, owner))
+        )
 
     async def recall(self, key: str) -> tuple[str, str] | None:
         def work(db: sqlite3.Connection) -> tuple[str, str] | None:
