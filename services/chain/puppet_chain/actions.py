@@ -35,12 +35,12 @@ from puppet_chain.policy import (
     Verdict,
     decide,
 )
+from puppet_chain.receipts import action_name, build_receipt, quote_doc
 from puppet_chain.solana import Outcome
 from puppet_chain.store import (
     ActionRow,
     AuditKind,
     AuditRow,
-    ReceiptRow,
     State,
     WalletRow,
     new_id,
@@ -57,10 +57,6 @@ class Prepared:
     tx: VersionedTransaction | None
     last_valid: int
     quote: Quote | None
-
-
-def action_name(row: ActionRow) -> str:
-    return f"wallets/{row.wallet_id}/actions/{row.action_id}"
 
 
 class Actions:
@@ -322,7 +318,7 @@ class Actions:
         if outcome.state == "failed":
             await self._fail(row, "INSTRUCTION_ERROR", outcome.error)
         elif outcome.state == "confirmed":
-            receipt = await self._receipt(wallet, row)
+            receipt = await build_receipt(self._a.solana, wallet, row, self._a.clock())
             await self._a.store.add_receipt(receipt)
             row.receipt = f"wallets/{row.wallet_id}/receipts/{receipt.receipt_id}"
             await self._settle(
@@ -354,55 +350,6 @@ class Actions:
             )
         )
 
-    async def _receipt(self, wallet: WalletRow, row: ActionRow) -> ReceiptRow:
-        owner = Pubkey.from_string(wallet.address)
-        facts = await self._a.solana.facts(row.signature, owner)
-        rent = await self._a.solana.token_account_rent() if facts.created_token_accounts else 0
-        sol_change = facts.sol_delta + rent * facts.created_token_accounts
-
-        def side(mint: str, sign: int) -> dict[str, Any]:
-            if mint in ("", WSOL):
-                return {"mint": WSOL, "amount": max(sign * sol_change, 0), "decimals": 9}
-            gained, decimals = facts.token_deltas.get(mint, (0, 0))
-            return {"mint": mint, "amount": max(sign * gained, 0), "decimals": decimals}
-
-        if row.kind == "transfer":
-            amount_in, amount_out, price = side(row.spec["mint"], -1), {}, 0.0
-            recipient = str(row.spec["recipient"])
-        else:
-            amount_in = side(row.spec["input_mint"], -1)
-            amount_out, recipient = side(row.spec["output_mint"], 1), ""
-            ui_in = amount_in["amount"] / 10 ** amount_in["decimals"]
-            ui_out = amount_out["amount"] / 10 ** amount_out["decimals"]
-            price = ui_out / ui_in if ui_in else 0.0
-        return ReceiptRow(
-            row.wallet_id,
-            row.action_id,
-            action_name(row),
-            row.signature,
-            facts.slot,
-            facts.block_time or self._a.clock(),
-            amount_in,
-            amount_out,
-            price,
-            facts.fee,
-            recipient,
-        )
-
 
 async def _none() -> None:
     return None
-
-
-def quote_doc(quote: Quote) -> dict[str, Any]:
-    return {
-        "input_mint": quote.input_mint,
-        "output_mint": quote.output_mint,
-        "in_amount": quote.in_amount,
-        "out_amount": quote.out_amount,
-        "min_out_amount": quote.min_out_amount,
-        "slippage_bps": quote.slippage_bps,
-        "price_impact": quote.price_impact,
-        "route": quote.route,
-        "expire_time": quote.expire_time,
-    }

@@ -12,7 +12,7 @@ from puppet_runtime import Context, paging
 from pydantic import SecretStr
 
 from puppet_chain import convert, errors
-from puppet_chain.accounts import POLICY_FIELDS, Accounts
+from puppet_chain.accounts import Accounts
 from puppet_chain.actions import Actions
 from puppet_chain.store import AuditQuery, State
 from puppet_chain.validation import ACTION_ID, MAX_AIRDROP, Checks
@@ -162,26 +162,6 @@ class ChainServicer(rpc.ChainServiceServicer):
         )
         return pb.GetQuoteResponse(quote=convert.quote(quote))
 
-    def _transfer(self, checks: Checks, field: str, value: c.Transfer) -> dict[str, Any]:
-        checks.address(f"{field}.recipient", value.recipient)
-        checks.address(f"{field}.mint", value.mint, required=False)
-        checks.amount(f"{field}.amount", value.amount)
-        return {"recipient": value.recipient, "mint": value.mint, "amount": value.amount}
-
-    def _swap(self, checks: Checks, field: str, value: c.Swap) -> dict[str, Any]:
-        checks.address(f"{field}.input_mint", value.input_mint)
-        checks.address(f"{field}.output_mint", value.output_mint)
-        if value.input_mint == value.output_mint:
-            checks.fail(f"{field}.output_mint", "must differ from input_mint")
-        checks.amount(f"{field}.amount", value.amount)
-        checks.slippage(f"{field}.slippage_bps", value.slippage_bps)
-        return {
-            "input_mint": value.input_mint,
-            "output_mint": value.output_mint,
-            "amount": value.amount,
-            "slippage_bps": value.slippage_bps,
-        }
-
     async def EvaluatePolicy(
         self, request: pb.EvaluatePolicyRequest, context: Context
     ) -> pb.EvaluatePolicyResponse:
@@ -189,9 +169,9 @@ class ChainServicer(rpc.ChainServiceServicer):
         wallet_id = checks.wallet("wallet", request.wallet) or ""
         which = request.WhichOneof("proposal")
         if which == "transfer":
-            kind, spec = "transfer", self._transfer(checks, "transfer", request.transfer)
+            kind, spec = "transfer", checks.transfer("transfer", request.transfer)
         elif which == "swap":
-            kind, spec = "swap", self._swap(checks, "swap", request.swap)
+            kind, spec = "swap", checks.swap("swap", request.swap)
         else:
             checks.fail("proposal", "a transfer or a swap is required")
         checks.done()
@@ -231,7 +211,7 @@ class ChainServicer(rpc.ChainServiceServicer):
         self, request: pb.CreateTransferRequest, context: Context
     ) -> pb.CreateTransferResponse:
         checks = Checks()
-        spec = self._transfer(checks, "transfer", request.transfer)
+        spec = checks.transfer("transfer", request.transfer)
         action = await self._create(checks, request, "transfer", spec, context)
         return pb.CreateTransferResponse(action=action)
 
@@ -239,7 +219,7 @@ class ChainServicer(rpc.ChainServiceServicer):
         self, request: pb.CreateSwapRequest, context: Context
     ) -> pb.CreateSwapResponse:
         checks = Checks()
-        spec = self._swap(checks, "swap", request.swap)
+        spec = checks.swap("swap", request.swap)
         action = await self._create(checks, request, "swap", spec, context)
         return pb.CreateSwapResponse(action=action)
 
@@ -299,18 +279,11 @@ class ChainServicer(rpc.ChainServiceServicer):
         row = await self._actions.reject(wallet_id, action_id, request.note)
         return pb.RejectActionResponse(action=convert.action(row))
 
-    def _policy_name(self, checks: Checks, name: str) -> str:
-        wallet_id = name.removeprefix("wallets/").removesuffix("/policy")
-        if name != f"wallets/{wallet_id}/policy":
-            checks.fail("name", f"must have the form wallets/{{wallet}}/policy, got {name[:80]!r}")
-            return ""
-        return checks.wallet_id("name", wallet_id)
-
     async def GetPolicy(
         self, request: pb.GetPolicyRequest, context: Context
     ) -> pb.GetPolicyResponse:
         checks = Checks()
-        wallet_id = self._policy_name(checks, request.name)
+        wallet_id = checks.policy_name("name", request.name)
         checks.done()
         await self._a.wallet(wallet_id)
         return pb.GetPolicyResponse(
@@ -323,22 +296,11 @@ class ChainServicer(rpc.ChainServiceServicer):
         self._admin(context)
         checks = Checks()
         policy = request.policy
-        wallet_id = self._policy_name(checks, policy.name)
-        paths = list(request.update_mask.paths) or list(POLICY_FIELDS)
-        for path in paths:
-            if path not in POLICY_FIELDS:
-                checks.fail("update_mask", f"unknown or read-only field {path[:80]!r}")
-        for field in ("allowed_mints", "denied_mints", "allowed_recipients"):
-            for i, value in enumerate(getattr(policy, field)):
-                checks.address(f"policy.{field}[{i}]", value)
-        checks.slippage("policy.max_slippage_bps", policy.max_slippage_bps)
-        for field in ("max_trade_usd", "max_daily_usd", "approval_threshold_usd"):
-            checks.non_negative(f"policy.{field}", getattr(policy, field))
-        for field in ("max_daily_actions", "min_seconds_between_actions"):
-            checks.non_negative(f"policy.{field}", getattr(policy, field))
+        wallet_id = checks.policy_name("policy.name", policy.name)
+        paths = checks.policy(policy, list(request.update_mask.paths))
         checks.request_id("request_id", request.request_id)
         checks.done()
-        changes = convert.policy_changes(policy, [p for p in paths if p in POLICY_FIELDS])
+        changes = convert.policy_changes(policy, paths)
         rules = await self._a.update_rules(wallet_id, changes, request.request_id, "operator")
         return pb.UpdatePolicyResponse(policy=convert.policy(wallet_id, rules))
 

@@ -6,8 +6,11 @@ import math
 import re
 from typing import Any
 
+from puppet.chain.v1 import chain_pb2 as c
 from puppet_runtime import FieldChecks, paging
 from solders.pubkey import Pubkey
+
+from puppet_chain.accounts import POLICY_FIELDS
 
 WALLET_ID = re.compile(r"[a-z0-9_-]{1,64}")
 AGENT = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -94,6 +97,49 @@ class Checks(FieldChecks):
         if not math.isfinite(value) or value < 0:
             self.fail(field, f"must be a finite number >= 0, got {value!r}")
         return value
+
+    def transfer(self, field: str, value: c.Transfer) -> dict[str, Any]:
+        self.address(f"{field}.recipient", value.recipient)
+        self.address(f"{field}.mint", value.mint, required=False)
+        self.amount(f"{field}.amount", value.amount)
+        return {"recipient": value.recipient, "mint": value.mint, "amount": value.amount}
+
+    def swap(self, field: str, value: c.Swap) -> dict[str, Any]:
+        self.address(f"{field}.input_mint", value.input_mint)
+        self.address(f"{field}.output_mint", value.output_mint)
+        if value.input_mint == value.output_mint:
+            self.fail(f"{field}.output_mint", "must differ from input_mint")
+        self.amount(f"{field}.amount", value.amount)
+        self.slippage(f"{field}.slippage_bps", value.slippage_bps)
+        return {
+            "input_mint": value.input_mint,
+            "output_mint": value.output_mint,
+            "amount": value.amount,
+            "slippage_bps": value.slippage_bps,
+        }
+
+    def policy_name(self, field: str, name: str) -> str:
+        wallet_id = name.removeprefix("wallets/").removesuffix("/policy")
+        if name != f"wallets/{wallet_id}/policy":
+            self.fail(field, f"must have the form wallets/{{wallet}}/policy, got {name[:80]!r}")
+            return ""
+        return self.wallet_id(field, wallet_id)
+
+    def policy(self, policy: c.Policy, paths: list[str]) -> list[str]:
+        """The fields to change (every one for an empty mask), each checked."""
+        paths = paths or list(POLICY_FIELDS)
+        for path in paths:
+            if path not in POLICY_FIELDS:
+                self.fail("update_mask", f"unknown or read-only field {path[:80]!r}")
+        for field in ("allowed_mints", "denied_mints", "allowed_recipients"):
+            for i, value in enumerate(getattr(policy, field)):
+                self.address(f"policy.{field}[{i}]", value)
+        self.slippage("policy.max_slippage_bps", policy.max_slippage_bps)
+        for field in ("max_trade_usd", "max_daily_usd", "approval_threshold_usd"):
+            self.non_negative(f"policy.{field}", getattr(policy, field))
+        for field in ("max_daily_actions", "min_seconds_between_actions"):
+            self.non_negative(f"policy.{field}", getattr(policy, field))
+        return [path for path in paths if path in POLICY_FIELDS]
 
     def page_size(self, field: str, value: int) -> int:
         if value < 0:
