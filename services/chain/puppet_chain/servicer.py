@@ -15,7 +15,7 @@ from puppet_chain import convert, errors
 from puppet_chain.accounts import Accounts
 from puppet_chain.actions import Actions
 from puppet_chain.store import AuditQuery, State
-from puppet_chain.validation import ACTION_ID, MAX_AIRDROP, Checks
+from puppet_chain.validation import ACTION_ID, MAX_AIRDROP, MAX_NOTE, Checks
 
 RECEIPT_ID = ACTION_ID
 MAX_PRICE_MINTS = 50
@@ -188,7 +188,7 @@ class ChainServicer(rpc.ChainServiceServicer):
     ) -> c.Action:
         wallet_id = checks.wallet("parent", request.parent) or ""
         checks.requester("requester", request.requester)
-        checks.text("memo", request.memo)
+        checks.text("memo", request.memo, high=MAX_NOTE)
         checks.request_id("request_id", request.request_id, required=True)
         checks.done()
         if kind == "transfer" and spec["recipient"] == (await self._a.wallet(wallet_id)).address:
@@ -261,7 +261,7 @@ class ChainServicer(rpc.ChainServiceServicer):
         self._admin(context)
         checks = Checks()
         wallet_id, action_id = checks.child("name", request.name, "actions", ACTION_ID)
-        checks.text("note", request.note)
+        checks.text("note", request.note, high=MAX_NOTE)
         checks.request_id("request_id", request.request_id)
         checks.done()
         row = await self._actions.approve(wallet_id, action_id, request.note, self._wait(context))
@@ -273,7 +273,7 @@ class ChainServicer(rpc.ChainServiceServicer):
         self._admin(context)
         checks = Checks()
         wallet_id, action_id = checks.child("name", request.name, "actions", ACTION_ID)
-        checks.text("note", request.note)
+        checks.text("note", request.note, high=MAX_NOTE)
         checks.request_id("request_id", request.request_id)
         checks.done()
         row = await self._actions.reject(wallet_id, action_id, request.note)

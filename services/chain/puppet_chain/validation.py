@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from puppet.chain.v1 import chain_pb2 as c
-from puppet_runtime import FieldChecks, paging
+from puppet_runtime import FieldChecks
 from solders.pubkey import Pubkey
 
 from puppet_chain.accounts import POLICY_FIELDS
@@ -67,11 +67,6 @@ class Checks(FieldChecks):
     def request_id(self, field: str, value: str, *, required: bool = False) -> str:
         if (required and not value) or len(value) > MAX_REQUEST_ID:
             self.fail(field, f"must be 1-{MAX_REQUEST_ID} characters, got {len(value)}")
-        return value
-
-    def text(self, field: str, value: str, high: int = MAX_NOTE) -> str:
-        if len(value) > high:
-            self.fail(field, f"must be at most {high} characters, got {len(value)}")
         return value
 
     def address(self, field: str, value: str, *, required: bool = True) -> str:
@@ -140,17 +135,3 @@ class Checks(FieldChecks):
         for field in ("max_daily_actions", "min_seconds_between_actions"):
             self.non_negative(f"policy.{field}", getattr(policy, field))
         return [path for path in paths if path in POLICY_FIELDS]
-
-    def page_size(self, field: str, value: int) -> int:
-        if value < 0:
-            self.fail(field, "must not be negative")
-        return paging.DEFAULT_PAGE_SIZE if value <= 0 else min(value, paging.MAX_PAGE_SIZE)
-
-    def page_token(self, field: str, query: str, token: str) -> Any:
-        if not token:
-            return None
-        try:
-            return paging.decode(query, token)
-        except ValueError as exc:
-            self.fail(field, str(exc))
-            return None
