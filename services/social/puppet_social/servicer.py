@@ -10,6 +10,7 @@ from puppet.social.v1 import social_pb2 as s
 from puppet.social.v1 import social_service_pb2 as pb
 from puppet.social.v1 import social_service_pb2_grpc as rpc
 from puppet_runtime import Context, paging
+from puppet_runtime.admin import AdminGuard
 
 from puppet_social import convert, errors
 from puppet_social.accounts import (
@@ -80,6 +81,12 @@ class SocialServicer(rpc.SocialServiceServicer):
 
     def __init__(self, social: Social) -> None:
         self._social = social
+        self._admin = AdminGuard(social.settings.admin_token, social.settings.host)
+
+    def admin_for_posting(self, record: AccountRecord, context: Context, what: str) -> None:
+        """Posts by the operator account are admin calls (ADMIN_TOKEN_REQUIRED)."""
+        if record.operator:
+            self._admin.check(context, what)
 
     # helpers
 
@@ -163,6 +170,8 @@ class SocialServicer(rpc.SocialServiceServicer):
     async def CreateAccount(
         self, request: pb.CreateAccountRequest, context: Context
     ) -> pb.CreateAccountResponse:
+        if request.HasField("credentials") or request.account.operator:
+            self._admin.check(context, "CreateAccount")
         if not ACCOUNT_ID.fullmatch(request.account_id):
             raise errors.invalid_field("account_id", "must be 1-64 characters of [a-z0-9_-]")
         _request_id(request.request_id, required=False)
@@ -263,6 +272,8 @@ class SocialServicer(rpc.SocialServiceServicer):
     async def UpdateAccount(
         self, request: pb.UpdateAccountRequest, context: Context
     ) -> pb.UpdateAccountResponse:
+        if request.HasField("credentials"):
+            self._admin.check(context, "UpdateAccount")
         record = self._account("account.name", request.account.name)
         assert record is not None
         _request_id(request.request_id, required=False)
@@ -336,6 +347,7 @@ class SocialServicer(rpc.SocialServiceServicer):
         elif request.quoted_post:
             action, target = Action.QUOTE, self._post("quoted_post", request.quoted_post)[1]
         self._check_credentials(record)
+        self.admin_for_posting(record, context, "CreatePost")
         item = await self._enqueue(record, request_id, action, text=request.text, target=target)
         return pb.CreatePostResponse(item=item)
 
@@ -530,12 +542,14 @@ class SocialServicer(rpc.SocialServiceServicer):
     async def ApproveOutboxItem(
         self, request: pb.ApproveOutboxItemRequest, context: Context
     ) -> pb.ApproveOutboxItemResponse:
+        self._admin.check(context, "ApproveOutboxItem")
         row = await self._review(request.name, request.note, request.request_id, approve=True)
         return pb.ApproveOutboxItemResponse(item=convert.item(row))
 
     async def RejectOutboxItem(
         self, request: pb.RejectOutboxItemRequest, context: Context
     ) -> pb.RejectOutboxItemResponse:
+        self._admin.check(context, "RejectOutboxItem")
         row = await self._review(request.name, request.note, request.request_id, approve=False)
         return pb.RejectOutboxItemResponse(item=convert.item(row))
 
