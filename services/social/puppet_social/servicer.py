@@ -136,6 +136,7 @@ class SocialServicer(rpc.SocialServiceServicer):
         *,
         text: str = "",
         target: str = "",
+        agent: str = "",
     ) -> s.OutboxItem:
         outbox = self._social.outbox
         row, new = await outbox.enqueue(
@@ -145,6 +146,7 @@ class SocialServicer(rpc.SocialServiceServicer):
             text=text,
             target_post_id=target,
             review=record.review_required,
+            agent=agent,
         )
         if not new and (row.action, row.text, row.target_post_id) != (action, text, target):
             raise errors.request_id_reused(request_id)
@@ -348,7 +350,9 @@ class SocialServicer(rpc.SocialServiceServicer):
             action, target = Action.QUOTE, self._post("quoted_post", request.quoted_post)[1]
         self._check_credentials(record)
         self.admin_for_posting(record, context, "CreatePost")
-        item = await self._enqueue(record, request_id, action, text=request.text, target=target)
+        item = await self._enqueue(
+            record, request_id, action, text=request.text, target=target, agent=request.agent
+        )
         return pb.CreatePostResponse(item=item)
 
     async def CreateThread(
@@ -376,7 +380,7 @@ class SocialServicer(rpc.SocialServiceServicer):
         self._agent("agent", agent)
         key = _request_id(request_id, required=True)
         self._check_credentials(record)
-        return await self._enqueue(record, key, action, target=post_id)
+        return await self._enqueue(record, key, action, target=post_id, agent=agent)
 
     async def LikePost(self, request: pb.LikePostRequest, context: Context) -> pb.LikePostResponse:
         item = await self._react(
@@ -532,6 +536,7 @@ class SocialServicer(rpc.SocialServiceServicer):
             states=states,
             after_id=after,
             limit=size + 1,
+            agent=request.agent or None,
         )
         page = list(rows[:size])
         token = paging.encode(query, page[-1].id) if len(rows) > size else ""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import astuple
 from datetime import datetime
 from pathlib import Path
@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     claimed_at REAL,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
+    agent TEXT NOT NULL DEFAULT '',
     UNIQUE (account, request_id)
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at);
@@ -74,6 +75,7 @@ CREATE TABLE IF NOT EXISTS mentions (
     quote_of_id TEXT,
     mentioned_handles TEXT NOT NULL,
     received_at REAL NOT NULL,
+    depth INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (account, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS mentions_key ON mentions (key, account);
@@ -85,12 +87,22 @@ CREATE TABLE IF NOT EXISTS mention_cursors (
 """
 MENTION_COLUMNS = (
     "account, post_id, author_id, author_handle, text, created_at, conversation_id,"
-    " in_reply_to_id, quote_of_id, mentioned_handles, received_at"
+    " in_reply_to_id, quote_of_id, mentioned_handles, received_at, depth"
 )
 COLUMNS = (
     "id, account, request_id, action, text, target_post_id, state, attempts, next_attempt_at,"
-    " network_post_id, error_reason, claimed_at, created_at, updated_at"
+    " network_post_id, error_reason, claimed_at, created_at, updated_at, agent"
 )
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Columns added after the first release, for files created before them."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
+    if "agent" not in have:
+        db.execute("ALTER TABLE outbox ADD COLUMN agent TEXT NOT NULL DEFAULT ''")
+    have = {row[1] for row in db.execute("PRAGMA table_info(mentions)")}
+    if "depth" not in have:
+        db.execute("ALTER TABLE mentions ADD COLUMN depth INTEGER NOT NULL DEFAULT 0")
 
 
 def _item(row: tuple[object, ...]) -> OutboxItem:
@@ -161,11 +173,15 @@ def _list(
     states: Collection[State],
     after_id: str,
     limit: int,
+    agent: str | None = None,
 ) -> list[OutboxItem]:
     where, args = ["id > ?"], [after_id]
     if account is not None:
         where.append("account = ?")
         args.append(account)
+    if agent is not None:
+        where.append("agent = ?")
+        args.append(agent)
     if states:
         where.append(f"state IN ({', '.join('?' * len(states))})")
         args.extend(str(s) for s in states)
@@ -203,7 +219,7 @@ def _put_window(db: sqlite3.Connection, window: RateWindow) -> None:
 
 
 def _mention(row: tuple[object, ...]) -> Mention:
-    account, pid, author, handle, text, created, conv, reply, quote, handles, received = row
+    account, pid, author, handle, text, created, conv, reply, quote, handles, received, depth = row
     post = PostRecord(
         id=str(pid),
         author_id=str(author),
@@ -216,11 +232,17 @@ def _mention(row: tuple[object, ...]) -> Mention:
         mentioned_handles=tuple(str(handles).split()),
     )
     assert isinstance(received, float)
-    return Mention(str(account), post, received)
+    assert isinstance(depth, int)
+    return Mention(str(account), post, received, depth)
 
 
 def _add_mentions(
-    db: sqlite3.Connection, account: str, posts: Sequence[PostRecord], now: float, keep: int
+    db: sqlite3.Connection,
+    account: str,
+    posts: Sequence[PostRecord],
+    now: float,
+    keep: int,
+    depths: Mapping[str, int],
 ) -> list[Mention]:
     added: list[Mention] = []
     db.execute("BEGIN IMMEDIATE")
@@ -234,7 +256,7 @@ def _add_mentions(
             if key <= floor:
                 continue
             cursor = db.execute(
-                "INSERT INTO mentions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO mentions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT DO NOTHING",
                 (
                     account,
@@ -249,10 +271,11 @@ def _add_mentions(
                     post.quote_of_id,
                     " ".join(post.mentioned_handles),
                     now,
+                    depths.get(post.id, 0),
                 ),
             )
             if cursor.rowcount == 1:
-                added.append(Mention(account, post, now))
+                added.append(Mention(account, post, now, depths.get(post.id, 0)))
         dropped = db.execute(
             "SELECT key FROM mentions WHERE account = ? ORDER BY key DESC LIMIT 1 OFFSET ?",
             (account, max(keep, 0)),
@@ -327,6 +350,7 @@ class SqliteStore:
         # Autocommit: each write below is a single statement or runs in BEGIN IMMEDIATE.
         await self._conn.open(self._path, "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
         await self._conn.run(lambda db: db.executescript(SCHEMA))
+        await self._conn.run(_migrate)
 
     async def close(self) -> None:
         await self._conn.close()
@@ -353,8 +377,9 @@ class SqliteStore:
         states: Collection[State] = (),
         after_id: str = "",
         limit: int = 50,
+        agent: str | None = None,
     ) -> Sequence[OutboxItem]:
-        return await self._run(_list, account, tuple(states), after_id, limit)
+        return await self._run(_list, account, tuple(states), after_id, limit, agent)
 
     async def count_sent(self, account: str, actions: Collection[Action], since: float) -> int:
         return await self._run(_count_sent, account, tuple(actions), since)
@@ -366,9 +391,15 @@ class SqliteStore:
         await self._run(_put_window, window)
 
     async def add_mentions(
-        self, account: str, posts: Sequence[PostRecord], now: float, *, keep: int
+        self,
+        account: str,
+        posts: Sequence[PostRecord],
+        now: float,
+        *,
+        keep: int,
+        depths: Mapping[str, int] | None = None,
     ) -> list[Mention]:
-        return await self._run(_add_mentions, account, tuple(posts), now, keep)
+        return await self._run(_add_mentions, account, tuple(posts), now, keep, dict(depths or {}))
 
     async def list_mentions(
         self,
