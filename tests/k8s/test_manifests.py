@@ -32,7 +32,12 @@ K8S_VERSIONS = ("1.32.0", kubernetes_validate.latest_version())
 NON_ROOT_UID = 10001
 DEFAULT_DRAIN_S, DEFAULT_GRACE_S = 1.0, 5.0
 # Who may open a gRPC connection to whom, where a service's NetworkPolicy says so.
-CALLERS = {"memory": {"agent", "llm"}, "llm": {"agent"}, "chain": {"agent"}}
+CALLERS = {
+    "memory": {"agent", "llm"},
+    "llm": {"agent"},
+    "chain": {"agent"},
+    "social": {"agent", "gateway"},
+}
 SECRET_NAME = re.compile(r"(^|_)(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|URI|DSN)(_|$)")
 SECRET_VALUE = re.compile(r"://[^/\s:@]+:[^/\s@]+@|\b(sk|xai)-[A-Za-z0-9_-]{16,}")
 QUANTITY = {"m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
