@@ -124,6 +124,11 @@ class Outbox:
             handled += await self._send(item)
         return handled
 
+    async def send_now(self, item: OutboxItem) -> OutboxItem:
+        """One send attempt of this item alone, now (a write RPC's first attempt); its new row."""
+        await self._send(item)
+        return await self._store.get(item.id) or item
+
     async def run(self, stop: asyncio.Event, *, interval_s: float = 1.0) -> None:
         """Reconcile once, then send due items until `stop` is set."""
         await self.reconcile()

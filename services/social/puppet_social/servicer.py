@@ -6,6 +6,7 @@ import re
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from google.protobuf import timestamp_pb2
 from puppet.social.v1 import social_pb2 as s
 from puppet.social.v1 import social_service_pb2 as pb
 from puppet.social.v1 import social_service_pb2_grpc as rpc
@@ -65,6 +66,11 @@ def _request_id(value: str, *, required: bool) -> str:
     if not 1 <= len(value) <= 128:
         raise errors.invalid_field("request_id", "must be 1-128 characters")
     return value
+
+
+def _valid_time(value: timestamp_pb2.Timestamp) -> bool:
+    """A Timestamp in google.protobuf's range (0001-01-01 to 9999-12-31, nanos 0-999,999,999)."""
+    return -62_135_596_800 <= value.seconds <= 253_402_300_799 and 0 <= value.nanos < 10**9
 
 
 def _texts(field: str, texts: list[str]) -> None:
@@ -151,9 +157,8 @@ class SocialServicer(rpc.SocialServiceServicer):
         if not new and (row.action, row.text, row.target_post_id) != (action, text, target):
             raise errors.request_id_reused(request_id)
         if new and row.state is State.QUEUED:
-            # One send attempt now when there is headroom; the worker handles the rest.
-            await outbox.send_due()
-            row = await outbox.get(row.id) or row
+            # One send attempt of this item now when there is headroom; the worker does the rest.
+            row = await outbox.send_now(row)
         return convert.item(row)
 
     async def _verify(self, record: AccountRecord) -> AccountRecord:
@@ -455,6 +460,8 @@ class SocialServicer(rpc.SocialServiceServicer):
     ) -> pb.ListPostsResponse:
         record = self._account("parent", request.parent, dash=True)
         size = _page_size(request.page_size)
+        if request.HasField("start_time") and not _valid_time(request.start_time):
+            raise errors.invalid_field("start_time", "must be a valid timestamp")
         query = f"posts|{request.parent}|{request.start_time.ToNanoseconds()}"
         after = _cursor(query, request.page_token)
         network = self._social.network
@@ -530,6 +537,8 @@ class SocialServicer(rpc.SocialServiceServicer):
         self._agent("agent", request.agent)
         query = f"outbox|{request.parent}|{request.state}|{request.agent}"
         after = _cursor(query, request.page_token) or ""
+        if request.state not in convert.PROTO_STATES and request.state:
+            raise errors.invalid_field("state", "must be an OutboxState")
         states = [convert.PROTO_STATES[request.state]] if request.state else []
         rows = await self._social.outbox.items(
             account=None if record is None else record.account_id,
