@@ -172,8 +172,8 @@ async def main(
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--posts", type=int, default=5_000)
-    parser.add_argument("--accounts", type=int, default=8)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--accounts", type=int, default=128)
+    parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--latency-calls", type=int, default=500)
     args = parser.parse_args()
     figures = asyncio.run(main(args.posts, args.accounts, args.concurrency, args.latency_calls))
