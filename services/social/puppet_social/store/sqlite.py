@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import astuple
 from datetime import datetime
@@ -25,6 +26,9 @@ from puppet_social.store import (
     created_item,
     mention_key,
 )
+
+ROW_CACHE = 4096
+"""Outbox rows kept in memory after this process wrote or read them."""
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -345,6 +349,22 @@ class SqliteStore:
         self._path = path
         self._conn = ThreadedConnection("social-store")
         self._run = self._conn.run
+        # Rate windows are read before every send; this process is the file's only writer, so
+        # a write-through cache (absent windows included) saves a hop per send.
+        self._windows: dict[tuple[str, str], RateWindow | None] = {}
+        # Likewise the rows this process wrote last (a write RPC re-reads its item after sending).
+        self._rows: OrderedDict[str, OutboxItem] = OrderedDict()
+
+    def _remember(self, item: OutboxItem | None) -> None:
+        if item is None:
+            return
+        known = self._rows.get(item.id)
+        if known is not None and known.updated_at > item.updated_at:
+            return
+        self._rows[item.id] = item
+        self._rows.move_to_end(item.id)
+        while len(self._rows) > ROW_CACHE:
+            self._rows.popitem(last=False)
 
     async def open(self) -> None:
         # Autocommit: each write below is a single statement or runs in BEGIN IMMEDIATE.
@@ -354,18 +374,29 @@ class SqliteStore:
 
     async def close(self) -> None:
         await self._conn.close()
+        self._windows.clear()
+        self._rows.clear()
 
     async def create(self, new: NewItem, now: float) -> tuple[OutboxItem, bool]:
-        return await self._run(_create, new, now)
+        item, created = await self._run(_create, new, now)
+        self._remember(item)
+        return item, created
 
     async def get(self, item_id: str) -> OutboxItem | None:
-        return await self._run(_select, item_id)
+        cached = self._rows.get(item_id)
+        if cached is not None:
+            return cached
+        item = await self._run(_select, item_id)
+        self._remember(item)
+        return item
 
     async def transition(
         self, item_id: str, expected: State, to: State, now: float, change: Change = NO_CHANGE
     ) -> OutboxItem | None:
         check_transition(expected, to)
-        return await self._run(_transition, item_id, expected, to, now, change)
+        item = await self._run(_transition, item_id, expected, to, now, change)
+        self._remember(item)
+        return item
 
     async def due(self, now: float, limit: int) -> Sequence[OutboxItem]:
         return await self._run(_due, now, limit)
@@ -385,10 +416,15 @@ class SqliteStore:
         return await self._run(_count_sent, account, tuple(actions), since)
 
     async def get_window(self, account: str, endpoint: str) -> RateWindow | None:
-        return await self._run(_get_window, account, endpoint)
+        key = (account, endpoint)
+        if key not in self._windows:
+            read = await self._run(_get_window, account, endpoint)
+            self._windows.setdefault(key, read)  # a put_window meanwhile wins
+        return self._windows[key]
 
     async def put_window(self, window: RateWindow) -> None:
         await self._run(_put_window, window)
+        self._windows[window.account, window.endpoint] = window
 
     async def add_mentions(
         self,
