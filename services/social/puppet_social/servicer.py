@@ -217,8 +217,11 @@ class SocialServicer(rpc.SocialServiceServicer):
                 )
             except HandleTaken:
                 raise errors.account_already_exists(name) from None
-            except ValueError as err:
-                raise errors.invalid_field("account.handle", str(err)) from None
+            except ValueError:
+                # Not str(err): it quotes the handle, and an error must stay small whatever came in.
+                raise errors.invalid_field(
+                    "account.handle", "must be 1-15 characters of [A-Za-z0-9_]"
+                ) from None
             record = with_changes(
                 record, handle=ref.handle, user_id=ref.user_id, verify_time=social.clock()
             )
@@ -289,7 +292,7 @@ class SocialServicer(rpc.SocialServiceServicer):
         changes: dict[str, Any] = {}
         for path in paths:
             if path not in MASK_FIELDS:
-                raise errors.invalid_field("update_mask", f"cannot update {path!r}")
+                raise errors.invalid_field("update_mask", f"cannot update {path[:64]!r}")
             if path == "display_name":
                 if len(given.display_name) > 50:
                     raise errors.invalid_field(

@@ -201,3 +201,22 @@ def test_every_rpc_has_a_valid_example(world: World) -> None:
     assert set(world.valid) == {method.name for method in SERVICE.methods}
     outcome = call_sync(world.stub.GetAccount, world.valid["GetAccount"])
     assert outcome.ok, outcome
+
+
+def test_huge_values_give_small_errors(world: World) -> None:
+    """Found by the fuzz: an error echoing a 20,000-character value overflowed the trailers."""
+    huge = "x" * 20_001
+    mask = call_sync(
+        world.stub.UpdateAccount,
+        pb.UpdateAccountRequest(
+            account=s.Account(name="accounts/fuzz"),
+            update_mask=field_mask_pb2.FieldMask(paths=[huge]),
+        ),
+    )
+    handle = call_sync(
+        world.stub.CreateAccount,
+        pb.CreateAccountRequest(
+            account_id="huge", account=s.Account(network=s.NETWORK_SANDBOX, handle=huge)
+        ),
+    )
+    assert (mask.fields, handle.fields) == (["update_mask"], ["account.handle"])
