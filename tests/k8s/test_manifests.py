@@ -42,6 +42,7 @@ CALLERS = {
     "llm": {"agent", "gateway"},
     "chain": {"agent"},
     "agent": {"gateway"},
+    "social": {"agent", "gateway"},
 }
 # Secrets a pod must not start without (the others are optional: the embedded defaults work).
 # chain: without RPC_URL each pod would run its own local chain; without KEYSTORE_KEY each pod

@@ -46,14 +46,26 @@ def test_testing_kit_names():
     from puppet_runtime import testing
 
     assert sorted(testing.__all__) == [
+        "FuzzOutcome",
         "HttpAnswer",
         "HttpResponder",
+        "build_message",
+        "call_sync",
         "free_port",
+        "fuzz_scalars",
         "http_fake",
         "load_sibling",
+        "message_values",
         "mongo_wire_server",
         "running",
+        "serve_in_thread",
         "serve_servicer",
         "status_of",
         "wait_serving",
     ]
+
+
+def test_admin_names():
+    from puppet_runtime import admin
+
+    assert sorted(admin.__all__) == ["ADMIN_TOKEN_REQUIRED", "AdminGuard", "is_loopback"]

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
+import os
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
@@ -58,20 +63,89 @@ class AccountRecord:
     create_time: float = 0.0
 
 
-def _dump(record: AccountRecord) -> str:
+class CredentialsKeyError(Exception):
+    """The credentials key is malformed, or does not decrypt the stored credentials."""
+
+
+class CredentialCipher:
+    """AES-256-GCM for credentials at rest; the account id is the associated data.
+
+    A row's ciphertext therefore only decrypts as the account it was written for. The stored
+    form is ``v1:`` + urlsafe base64 of a 12-byte random nonce followed by the ciphertext.
+
+    Args:
+        key: urlsafe base64 of 32 random bytes (``CredentialCipher.new_key()``).
+    """
+
+    PREFIX = "v1:"
+
+    def __init__(self, key: SecretStr) -> None:
+        try:
+            raw = base64.urlsafe_b64decode(key.get_secret_value().strip().encode())
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != 32:
+            raise CredentialsKeyError(
+                "the credentials key must be urlsafe base64 of 32 bytes"
+            ) from None
+        self._aead = AESGCM(raw)
+
+    def __repr__(self) -> str:
+        return "CredentialCipher(***)"
+
+    @staticmethod
+    def new_key() -> str:
+        return base64.urlsafe_b64encode(os.urandom(32)).decode()
+
+    @classmethod
+    def from_key_file(cls, path: Path) -> CredentialCipher:
+        """The cipher of the key in ``path``, creating the file (mode 0600) when missing."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return cls(SecretStr(path.read_text()))
+        with os.fdopen(fd, "w") as out:
+            out.write(cls.new_key())
+        return cls(SecretStr(path.read_text()))
+
+    def encrypt(self, account_id: str, creds: StoredCredentials) -> str:
+        nonce = os.urandom(12)
+        plain = json.dumps(asdict(creds)).encode()
+        sealed = self._aead.encrypt(nonce, plain, account_id.encode())
+        return self.PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode()
+
+    def decrypt(self, account_id: str, token: str) -> StoredCredentials:
+        try:
+            if not token.startswith(self.PREFIX):
+                raise ValueError("unknown format")
+            blob = base64.urlsafe_b64decode(token[len(self.PREFIX) :].encode())
+            plain = self._aead.decrypt(blob[:12], blob[12:], account_id.encode())
+            return StoredCredentials(**json.loads(plain))
+        except (InvalidTag, ValueError, TypeError, binascii.Error):
+            raise CredentialsKeyError(
+                f"the stored credentials of account {account_id!r} do not decrypt with the "
+                "configured credentials key"
+            ) from None
+
+
+def _dump(record: AccountRecord, cipher: CredentialCipher) -> dict[str, Any]:
     body = asdict(record)
     body["agents"] = list(record.agents)
-    return json.dumps(body)
+    body.pop("credentials")
+    if record.credentials is not None:
+        body["credentials_sealed"] = cipher.encrypt(record.account_id, record.credentials)
+    return body
 
 
-def _load(raw: str | dict[str, Any]) -> AccountRecord:
+def _load(raw: str | dict[str, Any], cipher: CredentialCipher) -> AccountRecord:
     body = dict(json.loads(raw) if isinstance(raw, str) else raw)
     body.pop("_id", None)
-    creds = body.pop("credentials", None)
+    sealed = body.pop("credentials_sealed", None)
+    body.pop("credentials", None)  # never written in plain text
     body["agents"] = tuple(body.get("agents", ()))
-    return AccountRecord(
-        **body, credentials=StoredCredentials(**creds) if creds is not None else None
-    )
+    creds = cipher.decrypt(body["account_id"], sealed) if sealed is not None else None
+    return AccountRecord(**body, credentials=creds)
 
 
 class AccountStore(Protocol):
@@ -89,8 +163,9 @@ class AccountStore(Protocol):
 class SqliteAccountStore:
     """Accounts as JSON rows in one SQLite file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, cipher: CredentialCipher) -> None:
         self._path = path
+        self._cipher = cipher
         self._db: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
 
@@ -120,7 +195,7 @@ class SqliteAccountStore:
             rows = await asyncio.to_thread(
                 lambda: db.execute("SELECT body FROM accounts ORDER BY id").fetchall()
             )
-        return [_load(row[0]) for row in rows]
+        return [_load(row[0], self._cipher) for row in rows]
 
     async def put(self, record: AccountRecord) -> None:
         db = self._conn()
@@ -128,7 +203,7 @@ class SqliteAccountStore:
         def write() -> None:
             db.execute(
                 "INSERT OR REPLACE INTO accounts (id, body) VALUES (?, ?)",
-                (record.account_id, _dump(record)),
+                (record.account_id, json.dumps(_dump(record, self._cipher))),
             )
             db.commit()
 
@@ -139,7 +214,8 @@ class SqliteAccountStore:
 class MongoAccountStore:
     """Accounts as documents of the accounts collection."""
 
-    def __init__(self, uri: str, database: str) -> None:
+    def __init__(self, uri: str, database: str, cipher: CredentialCipher) -> None:
+        self._cipher = cipher
         self._client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
         self._accounts = self._client[database]["accounts"]
 
@@ -150,10 +226,10 @@ class MongoAccountStore:
         await self._client.close()
 
     async def load_all(self) -> Sequence[AccountRecord]:
-        return [_load(doc) async for doc in self._accounts.find({}).sort("_id", 1)]
+        return [_load(doc, self._cipher) async for doc in self._accounts.find({}).sort("_id", 1)]
 
     async def put(self, record: AccountRecord) -> None:
-        doc = json.loads(_dump(record))
+        doc = _dump(record, self._cipher)
         await self._accounts.replace_one({"_id": record.account_id}, doc, upsert=True)
 
 

@@ -92,6 +92,7 @@ def item(row: OutboxItem) -> s.OutboxItem:
         texts=_texts(row),
         target=post_name(row.account, row.target_post_id) if row.target_post_id else "",
         attempts=row.attempts,
+        agent=row.agent,
         create_time=timestamp(row.created_at),
         update_time=timestamp(row.updated_at),
     )
@@ -130,5 +131,5 @@ def mention(row: Mention, accounts: Accounts) -> s.Mention:
         name=f"accounts/{row.account}/mentions/{row.post.id}",
         post=post(row.post, row.account, accounts),
         receive_time=timestamp(row.received_at),
-        depth=1 if row.post.in_reply_to_id else 0,
+        depth=row.depth,
     )

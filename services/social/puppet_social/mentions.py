@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from puppet_social.network import AccountRef, Network, NetworkError, RateLimited
+from puppet_social.network import AccountRef, Network, NetworkError, PostRecord, RateLimited
 from puppet_social.planner import RatePlanner, reset_of
 from puppet_social.store import Mention, OutboxStore, mention_key
 
@@ -18,6 +18,11 @@ log = logging.getLogger(__name__)
 
 MENTIONS = "GET /2/users/:id/mentions"
 REPLAY_PAGE = 200
+DEPTH_CAP = 20
+"""Mention.depth is walked at most this many replies up (deeper threads report the cap)."""
+BACKLOG = 100
+"""A first poll (no since_id yet) delivers at most this many of the newest mentions."""
+_DEPTH_MEMO = 4096
 
 
 class MentionsLagged(Exception):
@@ -55,6 +60,15 @@ class MentionPoller:
 
     A subscriber whose queue (queue_size mentions) is full is closed: its iterator yields what it
     already holds, then raises MentionsLagged. The poller never waits for a subscriber.
+
+    Backlog: an account's first poll (no since_id stored yet) stores and delivers the newest
+    `backlog` mentions already on the network (at most one page of 100), oldest first; older
+    ones are never read. Later polls read only what is newer than the cursor.
+
+    Depth: each new mention's conversation depth is walked up its in_reply_to chain (through
+    get_post, remembering depths already known, and stopping at once when the parent is the
+    conversation root) to at most `depth_cap` replies. A parent that cannot be read (deleted,
+    protected, rate limited, network down) ends the walk: the depth is then a lower bound.
     """
 
     def __init__(
@@ -72,6 +86,8 @@ class MentionPoller:
         keep: int = 500,
         page_limit: int = 100,
         queue_size: int = 1000,
+        backlog: int = BACKLOG,
+        depth_cap: int = DEPTH_CAP,
     ) -> None:
         self._store = store
         self._network = network
@@ -84,6 +100,9 @@ class MentionPoller:
         self._keep = keep
         self._page_limit = page_limit
         self._queue_size = queue_size
+        self._backlog = max(backlog, 0)
+        self._depth_cap = max(depth_cap, 0)
+        self._depths: dict[str, int] = {}
         self._schedules: dict[str, _Schedule] = {}
         self._subscribers: set[_Subscriber] = set()
         self._wake = asyncio.Event()
@@ -239,17 +258,56 @@ class MentionPoller:
         await self._planner.record(account, rate)
         schedule.failures = 0
         floor = mention_key(schedule.cursor) if schedule.cursor else ""
-        fresh = [post for post in posts if mention_key(post.id) > floor]
+        fresh = sorted(
+            (post for post in posts if mention_key(post.id) > floor),
+            key=lambda post: mention_key(post.id),
+        )
+        skipped: list[PostRecord] = []
+        if schedule.cursor is None:  # first poll: only the newest `backlog` of the backlog
+            cut = max(len(fresh) - self._backlog, 0)
+            skipped, fresh = fresh[:cut], fresh[cut:]
+        depths = {post.id: await self._depth(account, post) for post in fresh}
         now = self._clock()
-        added = await self._store.add_mentions(account, fresh, now, keep=self._keep)
-        if fresh:
-            newest = max(fresh, key=lambda post: mention_key(post.id)).id
+        added = await self._store.add_mentions(account, fresh, now, keep=self._keep, depths=depths)
+        if fresh or skipped:
+            newest = (fresh or skipped)[-1].id
             await self._store.put_mention_cursor(account, newest)
             schedule.cursor = newest
         # A full page means more may be waiting: come back as soon as the planner allows.
         schedule.next_at = now if len(posts) >= self._page_limit else now + self._interval_s
         self._publish(added)
         return added
+
+    async def _depth(self, account: str, post: PostRecord) -> int:
+        """The post's reply depth in its conversation (see the class docstring)."""
+        hops, current = 0, post
+        while True:
+            known = self._depths.get(current.id)
+            if known is not None:
+                depth = min(known + hops, self._depth_cap)
+                break
+            parent = current.in_reply_to_id
+            if not parent or current.id == current.conversation_id:
+                depth = hops
+                break
+            if parent == current.conversation_id or hops + 1 >= self._depth_cap:
+                depth = min(hops + 1, self._depth_cap)
+                break
+            try:
+                result = await self._network.get_post(self._account_ref(account), parent)
+            except NetworkError as error:
+                await self._planner.record(account, error.rate)
+                depth = hops + 1
+                break
+            await self._planner.record(account, result.rate)
+            if result.post is None:
+                depth = hops + 1
+                break
+            hops, current = hops + 1, result.post
+        if len(self._depths) >= _DEPTH_MEMO:
+            self._depths.clear()
+        self._depths[post.id] = depth
+        return depth
 
     def _backoff(self, schedule: _Schedule) -> float:
         return min(self._interval_s * 2.0 ** max(schedule.failures - 1, 0), self._max_backoff_s)

@@ -115,6 +115,7 @@ class Outbox:
         text: str = "",
         target_post_id: str = "",
         review: bool = False,
+        agent: str = "",
     ) -> tuple[OutboxItem, bool]:
         """The item (and True if new); a repeated request_id returns the first item unchanged."""
         if action in (Action.POST, Action.REPLY, Action.QUOTE, Action.THREAD) and not text:
@@ -122,7 +123,7 @@ class Outbox:
         if action not in (Action.POST, Action.THREAD) and not target_post_id:
             raise ValueError(f"{action} needs target_post_id")
         state = State.NEEDS_REVIEW if review else State.QUEUED
-        new = NewItem(account, request_id, action, text, target_post_id, state)
+        new = NewItem(account, request_id, action, text, target_post_id, state, agent)
         return await self._store.create(new, self._clock())
 
     async def approve(self, item_id: str) -> OutboxItem | None:
@@ -171,10 +172,11 @@ class Outbox:
         states: Collection[State] = (),
         after_id: str = "",
         limit: int = 50,
+        agent: str | None = None,
     ) -> Sequence[OutboxItem]:
         """One page of items in creation order; after_id is the previous page's last id."""
         return await self._store.list_items(
-            account=account, states=states, after_id=after_id, limit=limit
+            account=account, states=states, after_id=after_id, limit=limit, agent=agent
         )
 
     async def send_due(self, limit: int = 50) -> int:
@@ -189,6 +191,11 @@ class Outbox:
         for item in await self._store.due(self._clock(), limit):
             handled += await self._send(item)
         return handled
+
+    async def send_now(self, item: OutboxItem) -> OutboxItem:
+        """One send attempt of this item alone, now (a write RPC's first attempt); its new row."""
+        await self._send(item)
+        return await self._store.get(item.id) or item
 
     async def run(self, stop: asyncio.Event, *, interval_s: float = 1.0) -> None:
         """Reconcile once, then send due items until `stop` is set."""

@@ -16,6 +16,7 @@ from puppet_runtime import ServiceSpec, run
 from puppet_social.accounts import (
     Accounts,
     AccountStore,
+    CredentialCipher,
     MongoAccountStore,
     SqliteAccountStore,
 )
@@ -38,20 +39,28 @@ from puppet_social.store import OutboxStore
 log = logging.getLogger(__name__)
 
 
+def credential_cipher(settings: SocialSettings) -> CredentialCipher:
+    """The configured credentials key, else data_dir/credentials.key (created 0600)."""
+    if settings.credentials_key is not None:
+        return CredentialCipher(settings.credentials_key)
+    return CredentialCipher.from_key_file(settings.data_dir / "credentials.key")
+
+
 def open_store(settings: SocialSettings) -> tuple[OutboxStore, AccountStore]:
+    cipher = credential_cipher(settings)
     if settings.store == "mongo":
         from puppet_social.store.mongo import MongoStore
 
         assert settings.mongo_uri is not None  # enforced by SocialSettings
         uri = settings.mongo_uri.get_secret_value()
         return MongoStore(uri, settings.mongo_database), MongoAccountStore(
-            uri, settings.mongo_database
+            uri, settings.mongo_database, cipher
         )
     from puppet_social.store.sqlite import SqliteStore
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return SqliteStore(settings.data_dir / "social.sqlite3"), SqliteAccountStore(
-        settings.data_dir / "accounts.sqlite3"
+        settings.data_dir / "accounts.sqlite3", cipher
     )
 
 

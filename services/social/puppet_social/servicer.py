@@ -6,10 +6,12 @@ import re
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from google.protobuf import timestamp_pb2
 from puppet.social.v1 import social_pb2 as s
 from puppet.social.v1 import social_service_pb2 as pb
 from puppet.social.v1 import social_service_pb2_grpc as rpc
 from puppet_runtime import Context, paging
+from puppet_runtime.admin import AdminGuard
 
 from puppet_social import convert, errors
 from puppet_social.accounts import (
@@ -69,6 +71,11 @@ def _request_id(value: str, *, required: bool) -> str:
     return value
 
 
+def _valid_time(value: timestamp_pb2.Timestamp) -> bool:
+    """A Timestamp in google.protobuf's range (0001-01-01 to 9999-12-31, nanos 0-999,999,999)."""
+    return -62_135_596_800 <= value.seconds <= 253_402_300_799 and 0 <= value.nanos < 10**9
+
+
 def _texts(field: str, texts: list[str]) -> None:
     for index, text in enumerate(texts):
         if not text.strip():
@@ -83,6 +90,12 @@ class SocialServicer(rpc.SocialServiceServicer):
 
     def __init__(self, social: Social) -> None:
         self._social = social
+        self._admin = AdminGuard(social.settings.admin_token, social.settings.host)
+
+    def admin_for_posting(self, record: AccountRecord, context: Context, what: str) -> None:
+        """Posts by the operator account are admin calls (ADMIN_TOKEN_REQUIRED)."""
+        if record.operator:
+            self._admin.check(context, what)
 
     # helpers
 
@@ -132,6 +145,7 @@ class SocialServicer(rpc.SocialServiceServicer):
         *,
         text: str = "",
         target: str = "",
+        agent: str = "",
     ) -> s.OutboxItem:
         outbox = self._social.outbox
         if outbox.held(record.account_id):
@@ -144,13 +158,13 @@ class SocialServicer(rpc.SocialServiceServicer):
             text=text,
             target_post_id=target,
             review=record.review_required,
+            agent=agent,
         )
         if not new and (row.action, row.text, row.target_post_id) != (action, text, target):
             raise errors.request_id_reused(request_id)
         if new and row.state is State.QUEUED:
-            # One send attempt now when there is headroom; the worker handles the rest.
-            await outbox.send_due()
-            row = await outbox.get(row.id) or row
+            # One send attempt of this item now when there is headroom; the worker does the rest.
+            row = await outbox.send_now(row)
         return convert.item(row)
 
     async def _verify(self, record: AccountRecord) -> AccountRecord:
@@ -169,6 +183,8 @@ class SocialServicer(rpc.SocialServiceServicer):
     async def CreateAccount(
         self, request: pb.CreateAccountRequest, context: Context
     ) -> pb.CreateAccountResponse:
+        if request.HasField("credentials") or request.account.operator:
+            self._admin.check(context, "CreateAccount")
         if not ACCOUNT_ID.fullmatch(request.account_id):
             raise errors.invalid_field("account_id", "must be 1-64 characters of [a-z0-9_-]")
         _request_id(request.request_id, required=False)
@@ -207,8 +223,11 @@ class SocialServicer(rpc.SocialServiceServicer):
                 )
             except HandleTaken:
                 raise errors.account_already_exists(name) from None
-            except ValueError as err:
-                raise errors.invalid_field("account.handle", str(err)) from None
+            except ValueError:
+                # Not str(err): it quotes the handle, and an error must stay small whatever came in.
+                raise errors.invalid_field(
+                    "account.handle", "must be 1-15 characters of [A-Za-z0-9_]"
+                ) from None
             record = with_changes(
                 record, handle=ref.handle, user_id=ref.user_id, verify_time=social.clock()
             )
@@ -269,6 +288,8 @@ class SocialServicer(rpc.SocialServiceServicer):
     async def UpdateAccount(
         self, request: pb.UpdateAccountRequest, context: Context
     ) -> pb.UpdateAccountResponse:
+        if request.HasField("credentials"):
+            self._admin.check(context, "UpdateAccount")
         record = self._account("account.name", request.account.name)
         assert record is not None
         _request_id(request.request_id, required=False)
@@ -277,7 +298,7 @@ class SocialServicer(rpc.SocialServiceServicer):
         changes: dict[str, Any] = {}
         for path in paths:
             if path not in MASK_FIELDS:
-                raise errors.invalid_field("update_mask", f"cannot update {path!r}")
+                raise errors.invalid_field("update_mask", f"cannot update {path[:64]!r}")
             if path == "display_name":
                 if len(given.display_name) > 50:
                     raise errors.invalid_field(
@@ -352,7 +373,10 @@ class SocialServicer(rpc.SocialServiceServicer):
         elif request.quoted_post:
             action, target = Action.QUOTE, self._post("quoted_post", request.quoted_post)[1]
         self._check_credentials(record)
-        item = await self._enqueue(record, request_id, action, text=request.text, target=target)
+        self.admin_for_posting(record, context, "CreatePost")
+        item = await self._enqueue(
+            record, request_id, action, text=request.text, target=target, agent=request.agent
+        )
         return pb.CreatePostResponse(item=item)
 
     async def CreateThread(
@@ -370,8 +394,11 @@ class SocialServicer(rpc.SocialServiceServicer):
         if request.in_reply_to:
             target = self._post("in_reply_to", request.in_reply_to)[1]
         self._check_credentials(record)
+        self.admin_for_posting(record, context, "CreateThread")
         text = thread_text(texts)
-        item = await self._enqueue(record, request_id, Action.THREAD, text=text, target=target)
+        item = await self._enqueue(
+            record, request_id, Action.THREAD, text=text, target=target, agent=request.agent
+        )
         return pb.CreateThreadResponse(item=item)
 
     async def DeletePost(
@@ -410,7 +437,7 @@ class SocialServicer(rpc.SocialServiceServicer):
         self._agent("agent", agent)
         key = _request_id(request_id, required=True)
         self._check_credentials(record)
-        return await self._enqueue(record, key, action, target=post_id)
+        return await self._enqueue(record, key, action, target=post_id, agent=agent)
 
     async def LikePost(self, request: pb.LikePostRequest, context: Context) -> pb.LikePostResponse:
         item = await self._react(
@@ -488,6 +515,8 @@ class SocialServicer(rpc.SocialServiceServicer):
     ) -> pb.ListPostsResponse:
         record = self._account("parent", request.parent, dash=True)
         size = _page_size(request.page_size)
+        if request.HasField("start_time") and not _valid_time(request.start_time):
+            raise errors.invalid_field("start_time", "must be a valid timestamp")
         query = f"posts|{request.parent}|{request.start_time.ToNanoseconds()}"
         after = _cursor(query, request.page_token)
         network = self._social.network
@@ -596,12 +625,15 @@ class SocialServicer(rpc.SocialServiceServicer):
         self._agent("agent", request.agent)
         query = f"outbox|{request.parent}|{request.state}|{request.agent}"
         after = _cursor(query, request.page_token) or ""
+        if request.state not in convert.PROTO_STATES and request.state:
+            raise errors.invalid_field("state", "must be an OutboxState")
         states = [convert.PROTO_STATES[request.state]] if request.state else []
         rows = await self._social.outbox.items(
             account=None if record is None else record.account_id,
             states=states,
             after_id=after,
             limit=size + 1,
+            agent=request.agent or None,
         )
         page = list(rows[:size])
         token = paging.encode(query, page[-1].id) if len(rows) > size else ""
@@ -612,12 +644,14 @@ class SocialServicer(rpc.SocialServiceServicer):
     async def ApproveOutboxItem(
         self, request: pb.ApproveOutboxItemRequest, context: Context
     ) -> pb.ApproveOutboxItemResponse:
+        self._admin.check(context, "ApproveOutboxItem")
         row = await self._review(request.name, request.note, request.request_id, approve=True)
         return pb.ApproveOutboxItemResponse(item=convert.item(row))
 
     async def RejectOutboxItem(
         self, request: pb.RejectOutboxItemRequest, context: Context
     ) -> pb.RejectOutboxItemResponse:
+        self._admin.check(context, "RejectOutboxItem")
         row = await self._review(request.name, request.note, request.request_id, approve=False)
         return pb.RejectOutboxItemResponse(item=convert.item(row))
 

@@ -45,6 +45,12 @@ class SocialSettings(ServiceSettings):
     """Shared default X user access token."""
     x_access_token_secret: SecretStr | None = None
     """Shared default X user access token secret."""
+    admin_token: SecretStr | None = None
+    """Token admin calls carry as "authorization: Bearer <token>" (review, operator posts,
+    credentials). Unset: admin calls are served only when host is a loopback address."""
+    credentials_key: SecretStr | None = None
+    """Fernet key (urlsafe base64 of 32 bytes) encrypting stored X credentials. Unset: a key
+    file, data_dir/credentials.key, created with mode 0600 on first start."""
 
     @model_validator(mode="after")
     def _needs(self) -> SocialSettings:

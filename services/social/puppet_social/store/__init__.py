@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -75,6 +75,8 @@ class NewItem:
     text: str = ""
     target_post_id: str = ""
     state: State = State.QUEUED
+    agent: str = ""
+    """The persona that asked (agents/{agent}); empty for the operator."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,8 @@ class OutboxItem:
     claimed_at: float | None
     created_at: float
     updated_at: float
+    agent: str = ""
+    """The persona that asked (agents/{agent}); empty for the operator."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +137,8 @@ class Mention:
     account: str
     post: PostRecord
     received_at: float
+    depth: int = 0
+    """Conversation depth: 0 for a root post, n for the n-th reply (see MentionPoller)."""
 
 
 def mention_key(post_id: str) -> str:
@@ -156,6 +162,7 @@ def created_item(new: NewItem, now: float) -> OutboxItem:
         claimed_at=None,
         created_at=now,
         updated_at=now,
+        agent=new.agent,
     )
 
 
@@ -192,8 +199,12 @@ class OutboxStore(Protocol):
         states: Collection[State] = (),
         after_id: str = "",
         limit: int = 50,
+        agent: str | None = None,
     ) -> Sequence[OutboxItem]:
-        """Rows by id (creation order); after_id is the last id of the previous page."""
+        """Rows by id (creation order); after_id is the last id of the previous page.
+
+        agent (agents/{agent}) keeps only that persona's rows; "" only the operator's.
+        """
         ...
 
     async def count_sent(self, account: str, actions: Collection[Action], since: float) -> int:
@@ -205,9 +216,17 @@ class OutboxStore(Protocol):
     async def put_window(self, window: RateWindow) -> None: ...
 
     async def add_mentions(
-        self, account: str, posts: Sequence[PostRecord], now: float, *, keep: int
+        self,
+        account: str,
+        posts: Sequence[PostRecord],
+        now: float,
+        *,
+        keep: int,
+        depths: Mapping[str, int] | None = None,
     ) -> list[Mention]:
         """Store the posts not seen before for the account; the new ones, in input order.
+
+        depths maps a post id to its conversation depth (0 when absent).
 
         Keeps the newest `keep` mentions per account; a post at or below the newest one dropped
         (the seen floor) counts as seen, so the seen-set stays bounded and nothing repeats.

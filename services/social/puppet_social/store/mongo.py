@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, fields
 from datetime import datetime
 from typing import Any
@@ -30,6 +30,9 @@ Doc = dict[str, Any]
 _WINDOW_FIELDS = tuple(f.name for f in fields(RateWindow))
 
 
+_ITEM_FIELDS = tuple(f for f in fields(OutboxItem) if f.name != "agent")
+
+
 def _doc(item: OutboxItem) -> Doc:
     doc = asdict(item)
     doc["_id"] = doc.pop("id")
@@ -39,7 +42,8 @@ def _doc(item: OutboxItem) -> Doc:
 
 
 def _item(doc: Doc) -> OutboxItem:
-    values: Doc = {f.name: doc["_id" if f.name == "id" else f.name] for f in fields(OutboxItem)}
+    values: Doc = {f.name: doc["_id" if f.name == "id" else f.name] for f in _ITEM_FIELDS}
+    values["agent"] = doc.get("agent", "")  # absent from rows written before it existed
     values["action"] = Action(values["action"])
     values["state"] = State(values["state"])
     return OutboxItem(**values)
@@ -63,7 +67,7 @@ def _mention(doc: Doc) -> Mention:
     values: Doc = {f.name: doc[f.name] for f in fields(PostRecord)}
     values["created_at"] = datetime.fromisoformat(values["created_at"])
     values["mentioned_handles"] = tuple(values["mentioned_handles"])
-    return Mention(doc["account"], PostRecord(**values), doc["received_at"])
+    return Mention(doc["account"], PostRecord(**values), doc["received_at"], doc.get("depth", 0))
 
 
 class MongoStore:
@@ -155,10 +159,13 @@ class MongoStore:
         states: Collection[State] = (),
         after_id: str = "",
         limit: int = 50,
+        agent: str | None = None,
     ) -> Sequence[OutboxItem]:
         query: Doc = {"_id": {"$gt": after_id}}
         if account is not None:
             query["account"] = account
+        if agent is not None:
+            query["agent"] = agent
         if states:
             query["state"] = {"$in": [str(s) for s in states]}
         if limit <= 0:
@@ -185,8 +192,15 @@ class MongoStore:
         await self._windows.replace_one({"_id": key}, {"_id": key, **asdict(window)}, upsert=True)
 
     async def add_mentions(
-        self, account: str, posts: Sequence[PostRecord], now: float, *, keep: int
+        self,
+        account: str,
+        posts: Sequence[PostRecord],
+        now: float,
+        *,
+        keep: int,
+        depths: Mapping[str, int] | None = None,
     ) -> list[Mention]:
+        depth_of = dict(depths or {})
         cursor_doc = await self._cursors.find_one({"_id": account})
         floor = str((cursor_doc or {}).get("seen_floor", ""))
         added: list[Mention] = []
@@ -194,10 +208,12 @@ class MongoStore:
             if mention_key(post.id) <= floor:
                 continue
             try:
-                await self._mentions.insert_one(_mention_doc(account, post, now))
+                doc = _mention_doc(account, post, now)
+                doc["depth"] = depth_of.get(post.id, 0)
+                await self._mentions.insert_one(doc)
             except DuplicateKeyError:
                 continue
-            added.append(Mention(account, post, now))
+            added.append(Mention(account, post, now, depth_of.get(post.id, 0)))
         beyond = self._mentions.find({"account": account}).sort("key", DESCENDING)
         dropped = [doc async for doc in beyond.skip(max(keep, 0)).limit(1)]
         if dropped:

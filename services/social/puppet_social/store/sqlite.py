@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection, Sequence
+from collections import OrderedDict
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import astuple
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +27,9 @@ from puppet_social.store import (
     mention_key,
 )
 
+ROW_CACHE = 4096
+"""Outbox rows kept in memory after this process wrote or read them."""
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -45,6 +49,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     claimed_at REAL,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
+    agent TEXT NOT NULL DEFAULT '',
     UNIQUE (account, request_id)
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at);
@@ -74,6 +79,7 @@ CREATE TABLE IF NOT EXISTS mentions (
     quote_of_id TEXT,
     mentioned_handles TEXT NOT NULL,
     received_at REAL NOT NULL,
+    depth INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (account, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS mentions_key ON mentions (key, account);
@@ -85,12 +91,22 @@ CREATE TABLE IF NOT EXISTS mention_cursors (
 """
 MENTION_COLUMNS = (
     "account, post_id, author_id, author_handle, text, created_at, conversation_id,"
-    " in_reply_to_id, quote_of_id, mentioned_handles, received_at"
+    " in_reply_to_id, quote_of_id, mentioned_handles, received_at, depth"
 )
 COLUMNS = (
     "id, account, request_id, action, text, target_post_id, state, attempts, next_attempt_at,"
-    " network_post_id, error_reason, claimed_at, created_at, updated_at"
+    " network_post_id, error_reason, claimed_at, created_at, updated_at, agent"
 )
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Columns added after the first release, for files created before them."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
+    if "agent" not in have:
+        db.execute("ALTER TABLE outbox ADD COLUMN agent TEXT NOT NULL DEFAULT ''")
+    have = {row[1] for row in db.execute("PRAGMA table_info(mentions)")}
+    if "depth" not in have:
+        db.execute("ALTER TABLE mentions ADD COLUMN depth INTEGER NOT NULL DEFAULT 0")
 
 
 def _item(row: tuple[object, ...]) -> OutboxItem:
@@ -161,11 +177,15 @@ def _list(
     states: Collection[State],
     after_id: str,
     limit: int,
+    agent: str | None = None,
 ) -> list[OutboxItem]:
     where, args = ["id > ?"], [after_id]
     if account is not None:
         where.append("account = ?")
         args.append(account)
+    if agent is not None:
+        where.append("agent = ?")
+        args.append(agent)
     if states:
         where.append(f"state IN ({', '.join('?' * len(states))})")
         args.extend(str(s) for s in states)
@@ -203,7 +223,7 @@ def _put_window(db: sqlite3.Connection, window: RateWindow) -> None:
 
 
 def _mention(row: tuple[object, ...]) -> Mention:
-    account, pid, author, handle, text, created, conv, reply, quote, handles, received = row
+    account, pid, author, handle, text, created, conv, reply, quote, handles, received, depth = row
     post = PostRecord(
         id=str(pid),
         author_id=str(author),
@@ -216,11 +236,17 @@ def _mention(row: tuple[object, ...]) -> Mention:
         mentioned_handles=tuple(str(handles).split()),
     )
     assert isinstance(received, float)
-    return Mention(str(account), post, received)
+    assert isinstance(depth, int)
+    return Mention(str(account), post, received, depth)
 
 
 def _add_mentions(
-    db: sqlite3.Connection, account: str, posts: Sequence[PostRecord], now: float, keep: int
+    db: sqlite3.Connection,
+    account: str,
+    posts: Sequence[PostRecord],
+    now: float,
+    keep: int,
+    depths: Mapping[str, int],
 ) -> list[Mention]:
     added: list[Mention] = []
     db.execute("BEGIN IMMEDIATE")
@@ -234,7 +260,7 @@ def _add_mentions(
             if key <= floor:
                 continue
             cursor = db.execute(
-                "INSERT INTO mentions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO mentions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT DO NOTHING",
                 (
                     account,
@@ -249,10 +275,11 @@ def _add_mentions(
                     post.quote_of_id,
                     " ".join(post.mentioned_handles),
                     now,
+                    depths.get(post.id, 0),
                 ),
             )
             if cursor.rowcount == 1:
-                added.append(Mention(account, post, now))
+                added.append(Mention(account, post, now, depths.get(post.id, 0)))
         dropped = db.execute(
             "SELECT key FROM mentions WHERE account = ? ORDER BY key DESC LIMIT 1 OFFSET ?",
             (account, max(keep, 0)),
@@ -322,26 +349,54 @@ class SqliteStore:
         self._path = path
         self._conn = ThreadedConnection("social-store")
         self._run = self._conn.run
+        # Rate windows are read before every send; this process is the file's only writer, so
+        # a write-through cache (absent windows included) saves a hop per send.
+        self._windows: dict[tuple[str, str], RateWindow | None] = {}
+        # Likewise the rows this process wrote last (a write RPC re-reads its item after sending).
+        self._rows: OrderedDict[str, OutboxItem] = OrderedDict()
+
+    def _remember(self, item: OutboxItem | None) -> None:
+        if item is None:
+            return
+        known = self._rows.get(item.id)
+        if known is not None and known.updated_at > item.updated_at:
+            return
+        self._rows[item.id] = item
+        self._rows.move_to_end(item.id)
+        while len(self._rows) > ROW_CACHE:
+            self._rows.popitem(last=False)
 
     async def open(self) -> None:
         # Autocommit: each write below is a single statement or runs in BEGIN IMMEDIATE.
         await self._conn.open(self._path, "PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
         await self._conn.run(lambda db: db.executescript(SCHEMA))
+        await self._conn.run(_migrate)
 
     async def close(self) -> None:
         await self._conn.close()
+        self._windows.clear()
+        self._rows.clear()
 
     async def create(self, new: NewItem, now: float) -> tuple[OutboxItem, bool]:
-        return await self._run(_create, new, now)
+        item, created = await self._run(_create, new, now)
+        self._remember(item)
+        return item, created
 
     async def get(self, item_id: str) -> OutboxItem | None:
-        return await self._run(_select, item_id)
+        cached = self._rows.get(item_id)
+        if cached is not None:
+            return cached
+        item = await self._run(_select, item_id)
+        self._remember(item)
+        return item
 
     async def transition(
         self, item_id: str, expected: State, to: State, now: float, change: Change = NO_CHANGE
     ) -> OutboxItem | None:
         check_transition(expected, to)
-        return await self._run(_transition, item_id, expected, to, now, change)
+        item = await self._run(_transition, item_id, expected, to, now, change)
+        self._remember(item)
+        return item
 
     async def due(self, now: float, limit: int) -> Sequence[OutboxItem]:
         return await self._run(_due, now, limit)
@@ -353,22 +408,34 @@ class SqliteStore:
         states: Collection[State] = (),
         after_id: str = "",
         limit: int = 50,
+        agent: str | None = None,
     ) -> Sequence[OutboxItem]:
-        return await self._run(_list, account, tuple(states), after_id, limit)
+        return await self._run(_list, account, tuple(states), after_id, limit, agent)
 
     async def count_sent(self, account: str, actions: Collection[Action], since: float) -> int:
         return await self._run(_count_sent, account, tuple(actions), since)
 
     async def get_window(self, account: str, endpoint: str) -> RateWindow | None:
-        return await self._run(_get_window, account, endpoint)
+        key = (account, endpoint)
+        if key not in self._windows:
+            read = await self._run(_get_window, account, endpoint)
+            self._windows.setdefault(key, read)  # a put_window meanwhile wins
+        return self._windows[key]
 
     async def put_window(self, window: RateWindow) -> None:
         await self._run(_put_window, window)
+        self._windows[window.account, window.endpoint] = window
 
     async def add_mentions(
-        self, account: str, posts: Sequence[PostRecord], now: float, *, keep: int
+        self,
+        account: str,
+        posts: Sequence[PostRecord],
+        now: float,
+        *,
+        keep: int,
+        depths: Mapping[str, int] | None = None,
     ) -> list[Mention]:
-        return await self._run(_add_mentions, account, tuple(posts), now, keep)
+        return await self._run(_add_mentions, account, tuple(posts), now, keep, dict(depths or {}))
 
     async def list_mentions(
         self,
