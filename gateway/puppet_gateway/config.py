@@ -28,6 +28,8 @@ DEFAULT_TIMEOUTS_S = {"agent": 60.0, "llm": 60.0, "memory": 5.0, "social": 10.0,
 REST_TARGET = "rest"
 """The split name of the legacy REST routes (legacy Node vs Python AgentService)."""
 LEGACY_CLUSTER = "legacy"
+REST_MARKER = "x-puppet-rest"
+"""Request header the REST routes add, so Envoy's own errors there are rendered as JSON."""
 # Envoy retries these on every method: the upstream never saw the request.
 _NEVER_SENT = "connect-failure,refused-stream"
 
@@ -242,14 +244,20 @@ def _listener(settings: GatewaySettings) -> dict[str, Any]:
 def _legacy_error_bodies() -> dict[str, Any]:
     """Envoy's own REST errors (no upstream, timeout, no route) as the legacy `{"error": ...}`.
 
-    Only `/api/` requests are rewritten: gRPC clients get Envoy's grpc-status trailers as usual.
+    Only REST requests are rewritten: by path, or (once the transcoder rewrote the path) by the
+    marker header every REST route adds. gRPC clients get Envoy's grpc-status as usual.
     """
+    by_path = {"name": ":path", "string_match": {"prefix": "/api/"}}
+    by_marker = {"name": REST_MARKER, "present_match": True}
     return {
         "mappers": [
             {
                 "filter": {
-                    "header_filter": {
-                        "header": {"name": ":path", "string_match": {"prefix": "/api/"}}
+                    "or_filter": {
+                        "filters": [
+                            {"header_filter": {"header": by_path}},
+                            {"header_filter": {"header": by_marker}},
+                        ]
                     }
                 },
                 "body_format_override": {
@@ -467,6 +475,8 @@ def _rest_routes(settings: GatewaySettings) -> list[dict[str, Any]]:
             },
         }
         routes.append({"name": name, "stat_prefix": name, "match": match, "route": split})
+    for route in routes:
+        route["request_headers_to_add"] = [{"header": {"key": REST_MARKER, "value": "1"}}]
     return routes
 
 

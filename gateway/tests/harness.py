@@ -43,7 +43,7 @@ class TinyEmbedder:
 
 
 class FailEvery(grpc.aio.ServerInterceptor):
-    """Fails every `period`-th MemoryService call with INTERNAL (health is left alone)."""
+    """Fails every `period`-th MemoryService call (the first succeeds) with INTERNAL."""
 
     def __init__(self, period: int) -> None:
         self._count = itertools.count()
@@ -58,7 +58,7 @@ class FailEvery(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(details)
         ours = handler is not None and details.method.startswith(f"/{MEMORY}/")
-        if handler is None or not ours or next(self._count) % self._period:
+        if handler is None or not ours or next(self._count) % self._period != self._period - 1:
             return handler
 
         async def fail(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:

@@ -1,0 +1,152 @@
+"""`puppet canary`: status, set, promote, rollback and auto for the gateway's weighted splits."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from puppet_gateway.controller import AutoPolicy, Controller, Decision, EnvoyAdmin, SplitStatus
+from puppet_gateway.envoy import RuntimeLayer
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Canary weights of the Envoy gateway: inspect, move, automate.")
+console = Console()
+T = TypeVar("T")
+
+AdminUrl = Annotated[
+    str, typer.Option(envvar="PUPPET_GATEWAY_ADMIN_URL", help="Envoy admin (127.0.0.1 only).")
+]
+RuntimeRoot = Annotated[
+    Path,
+    typer.Option(envvar="PUPPET_GATEWAY_RUNTIME_ROOT", help="Symlink of the disk runtime layer."),
+]
+DecisionLog = Annotated[
+    Path, typer.Option(envvar="PUPPET_GATEWAY_DECISION_LOG", help="JSONL file of decisions.")
+]
+SplitName = Annotated[str, typer.Argument(help="A service (memory, agent, ...) or `rest`.")]
+
+DEFAULT_ADMIN = "http://127.0.0.1:9901"
+DEFAULT_RUNTIME = Path("data/gateway/runtime/current")
+DEFAULT_LOG = Path("data/gateway/decisions.jsonl")
+
+
+def _run(
+    admin_url: str,
+    runtime_root: Path,
+    decision_log: Path,
+    action: Callable[[Controller], Awaitable[T]],
+) -> T:
+    async def go() -> T:
+        admin = EnvoyAdmin(admin_url)
+        try:
+            return await action(Controller(admin, RuntimeLayer(runtime_root), decision_log))
+        finally:
+            await admin.close()
+
+    return asyncio.run(go())
+
+
+def _show(decision: Decision) -> None:
+    console.print(
+        f"{decision.split}: {decision.action} {decision.from_percent}% -> "
+        f"{decision.to_percent}% ({decision.reason})"
+    )
+
+
+def _fmt(value: float | None, suffix: str = "") -> str:
+    return "-" if value is None else f"{value:.1f}{suffix}"
+
+
+@app.command()
+def status(
+    splits: Annotated[list[str], typer.Argument(help="Splits to show.")],
+    admin_url: AdminUrl = DEFAULT_ADMIN,
+    runtime_root: RuntimeRoot = DEFAULT_RUNTIME,
+    decision_log: DecisionLog = DEFAULT_LOG,
+) -> None:
+    """Weights, and per cluster: requests, success rate, p50/p95 (last stats interval)."""
+
+    async def collect(controller: Controller) -> list[SplitStatus]:
+        return [await controller.status(split) for split in splits]
+
+    table = Table("split", "canary %", "side", "requests", "success", "p50 ms", "p95 ms")
+    for st in _run(admin_url, runtime_root, decision_log, collect):
+        for side, stats in (("stable", st.stable), ("canary", st.canary)):
+            rate = None if stats.success_rate is None else 100 * stats.success_rate
+            table.add_row(
+                st.split,
+                str(st.canary_percent),
+                side,
+                str(stats.requests),
+                _fmt(rate, "%"),
+                _fmt(stats.p50_ms),
+                _fmt(stats.p95_ms),
+            )
+    console.print(table)
+
+
+@app.command("set")
+def set_weight(
+    split: SplitName,
+    percent: Annotated[int, typer.Argument(min=0, max=100, help="Canary share in percent.")],
+    admin_url: AdminUrl = DEFAULT_ADMIN,
+    runtime_root: RuntimeRoot = DEFAULT_RUNTIME,
+    decision_log: DecisionLog = DEFAULT_LOG,
+) -> None:
+    """Set the canary's share of a split (live, no restart)."""
+    _show(_run(admin_url, runtime_root, decision_log, lambda c: c.set(split, percent)))
+
+
+@app.command()
+def promote(
+    split: SplitName,
+    admin_url: AdminUrl = DEFAULT_ADMIN,
+    runtime_root: RuntimeRoot = DEFAULT_RUNTIME,
+    decision_log: DecisionLog = DEFAULT_LOG,
+) -> None:
+    """Move the canary to the next step (1, 5, 25, 50, 100)."""
+    _show(_run(admin_url, runtime_root, decision_log, lambda c: c.promote(split)))
+
+
+@app.command()
+def rollback(
+    split: SplitName,
+    admin_url: AdminUrl = DEFAULT_ADMIN,
+    runtime_root: RuntimeRoot = DEFAULT_RUNTIME,
+    decision_log: DecisionLog = DEFAULT_LOG,
+) -> None:
+    """Send the canary nothing."""
+    _show(_run(admin_url, runtime_root, decision_log, lambda c: c.rollback(split)))
+
+
+@app.command()
+def auto(
+    split: SplitName,
+    min_success: Annotated[float, typer.Option(help="Roll back below this.")] = 0.95,
+    p95_budget_ms: Annotated[float, typer.Option(help="Roll back above this.")] = 250.0,
+    window_s: Annotated[float, typer.Option(help="Healthy this long: promote.")] = 30.0,
+    min_requests: Annotated[int, typer.Option(help="Traffic needed to promote.")] = 20,
+    max_duration_s: Annotated[float | None, typer.Option(help="Stop after this.")] = None,
+    admin_url: AdminUrl = DEFAULT_ADMIN,
+    runtime_root: RuntimeRoot = DEFAULT_RUNTIME,
+    decision_log: DecisionLog = DEFAULT_LOG,
+) -> None:
+    """Promote step by step while the canary holds up; roll back to 0 when it does not."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    policy = AutoPolicy(min_success, p95_budget_ms, window_s, min_requests)
+    decisions = _run(
+        admin_url,
+        runtime_root,
+        decision_log,
+        lambda c: c.auto(split, policy, max_duration_s=max_duration_s),
+    )
+    for decision in decisions:
+        _show(decision)
