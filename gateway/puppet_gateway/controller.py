@@ -241,6 +241,7 @@ class Controller:
         s = Split.named(split)
         before = await self.weight(split)
         self.layer.update({s.stable_key: 100 - percent, s.canary_key: percent})
+        await self._applied(split, percent)
         decision = Decision(split, action, before, percent, reason, dict(evidence or {}))
         self._record(decision)
         return decision
@@ -295,6 +296,14 @@ class Controller:
                     return decisions
             window_start, window_opened = await self.status(split), time.monotonic()
         return decisions
+
+    async def _applied(self, split: str, percent: int, timeout_s: float = 5.0) -> None:
+        """Wait until Envoy reloaded the layer, so the next read sees the new weight."""
+        deadline = time.monotonic() + timeout_s
+        while await self.weight(split) != percent:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"envoy did not pick up {split}={percent}% in {timeout_s}s")
+            await asyncio.sleep(0.02)
 
     def _record(self, decision: Decision) -> None:
         log.info(
