@@ -150,3 +150,7 @@ def auto(
     )
     for decision in decisions:
         _show(decision)
+
+
+if __name__ == "__main__":
+    app()

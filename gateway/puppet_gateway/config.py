@@ -126,8 +126,8 @@ class GatewaySettings:
             admin_port=int(env.get("PUPPET_GATEWAY_ADMIN_PORT", "9901")),
         )
 
-    def with_services(self, *services: ServiceUpstreams) -> GatewaySettings:
-        return replace(self, services=services)
+    def with_access_log(self, path: Path) -> GatewaySettings:
+        return replace(self, access_log=path)
 
 
 def _split(addresses: str) -> tuple[str, ...]:

@@ -95,3 +95,18 @@ def test_split_weights_never_sum_to_zero(tmp_path, descriptor):
         split_weights(settings, "llm", 5)
     with pytest.raises(ValueError, match="no legacy"):
         split_weights(settings, "rest", 5)
+
+
+def test_python_m_puppet_gateway_prepares_a_valid_config(tmp_path):
+    from puppet_gateway.serve import prepare
+
+    env = {
+        "PUPPET_GATEWAY_DATA_DIR": str(tmp_path / "data"),
+        "PUPPET_GATEWAY_DESCRIPTOR": str(tmp_path / "build" / "agent.binpb"),
+        "PUPPET_GATEWAY_LEGACY_URL": "http://127.0.0.1:3000",
+    }
+    envoy = prepare(env)
+    assert envoy.config_path.exists()
+    assert (tmp_path / "build" / "agent.binpb").stat().st_size > 1000
+    done = envoy.validate()
+    assert done.returncode == 0, done.stderr
