@@ -268,8 +268,22 @@ def _legacy_error_bodies() -> dict[str, Any]:
     }
 
 
+HEALTH_PATH = "/gateway/healthz"
+"""Answered by Envoy itself (200, or 503 while draining): the Kubernetes probe target."""
+
+
 def _http_filters(settings: GatewaySettings) -> list[dict[str, Any]]:
-    filters: list[dict[str, Any]] = []
+    filters: list[dict[str, Any]] = [
+        {
+            "name": "envoy.filters.http.health_check",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.health_check.v3"
+                ".HealthCheck",
+                "pass_through_mode": False,
+                "headers": [{"name": ":path", "string_match": {"exact": HEALTH_PATH}}],
+            },
+        }
+    ]
     if settings.descriptor is not None:
         filters.append(
             {

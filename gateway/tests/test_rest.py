@@ -64,6 +64,7 @@ async def test_x_canary_pins_rest_and_envoy_errors_are_legacy_json(
 ):
     envoy = await _rest_gateway(tmp_path, memory_pair, start_gateway, descriptor, legacy.url)
     async with httpx.AsyncClient(base_url=envoy.url, timeout=5) as client:
+        assert (await client.get("/gateway/healthz")).status_code == 200  # the k8s probe
         never = await client.get("/api/status", headers={"x-canary": "never"})
         assert (never.status_code, never.headers["x-upstream-cluster"]) == (200, "legacy")
         # Pinned to Python, whose upstream in this test is down: Envoy answers, as JSON.
