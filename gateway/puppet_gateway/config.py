@@ -87,6 +87,9 @@ class GatewaySettings:
     health_interval_s: float = 2.0
     unhealthy_threshold: int = 2
     rest_timeout_s: float = 60.0
+    shadow_port: int | None = None
+    """Shadow mode: legacy-bound GETs are mirrored through a loopback listener on this port that
+    transcodes them to the Python AgentService; the client still gets the legacy answer."""
     initial_weights: Mapping[str, int] = field(default_factory=dict)
     """Canary (or, for `rest`, Python) percentage per split, before any runtime layer."""
 
@@ -124,6 +127,9 @@ class GatewaySettings:
             listen_host=env.get("PUPPET_GATEWAY_HOST", "127.0.0.1"),
             listen_port=int(env.get("PUPPET_GATEWAY_PORT", "8080")),
             admin_port=int(env.get("PUPPET_GATEWAY_ADMIN_PORT", "9901")),
+            shadow_port=int(env["PUPPET_GATEWAY_SHADOW_PORT"])
+            if env.get("PUPPET_GATEWAY_SHADOW_PORT")
+            else None,
         )
 
     def with_access_log(self, path: Path) -> GatewaySettings:
@@ -174,7 +180,7 @@ def render(settings: GatewaySettings) -> dict[str, Any]:
             ]
         },
         "static_resources": {
-            "listeners": [_listener(settings)],
+            "listeners": [_listener(settings), *_shadow_listener(settings)],
             "clusters": _clusters(settings),
         },
     }
@@ -475,11 +481,12 @@ def _rest_routes(settings: GatewaySettings) -> list[dict[str, Any]]:
                 "name": f"{name}_pin_never",
                 "stat_prefix": f"{name}_pin_never",
                 "match": {**match, "headers": [*match.get("headers", []), *_pin("never")]},
-                "route": {**base, "cluster": LEGACY_CLUSTER},
+                "route": {**base, "cluster": LEGACY_CLUSTER, **_mirror(settings, kind)},
             }
         )
         split: dict[str, Any] = {
             **base,
+            **_mirror(settings, kind),
             "weighted_clusters": {
                 "runtime_key_prefix": f"routing.{REST_TARGET}",
                 "clusters": [
@@ -492,6 +499,73 @@ def _rest_routes(settings: GatewaySettings) -> list[dict[str, Any]]:
     for route in routes:
         route["request_headers_to_add"] = [{"header": {"key": REST_MARKER, "value": "1"}}]
     return routes
+
+
+SHADOW_CLUSTER = "shadow"
+
+
+def _shadowing(settings: GatewaySettings) -> bool:
+    return bool(settings.shadow_port and settings.legacy_url and settings.descriptor)
+
+
+def _mirror(settings: GatewaySettings, kind: str) -> dict[str, Any]:
+    """Mirror legacy-bound reads only: a mirrored write would happen twice (two posts)."""
+    if kind != "get" or not _shadowing(settings):
+        return {}
+    return {"request_mirror_policies": [{"cluster": SHADOW_CLUSTER}]}
+
+
+def _shadow_listener(settings: GatewaySettings) -> list[dict[str, Any]]:
+    """Loopback listener that transcodes every mirrored REST read to AgentService."""
+    if not _shadowing(settings):
+        return []
+    assert settings.shadow_port is not None
+    filters = _http_filters(settings)
+    for f in filters:
+        f.pop("disabled", None)  # here the transcoder is on for everything
+    hcm = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager"
+        ".v3.HttpConnectionManager",
+        "stat_prefix": "shadow",
+        "route_config": {
+            "name": "shadow_routes",
+            "validate_clusters": True,
+            "virtual_hosts": [
+                {
+                    "name": "shadow",
+                    "domains": ["*"],
+                    "routes": [
+                        {
+                            "name": "shadow_rest",
+                            "stat_prefix": "shadow_rest",
+                            "match": {"prefix": "/api/"},
+                            "route": {
+                                "cluster": settings.service("agent").stable_cluster,
+                                "timeout": f"{settings.rest_timeout_s}s",
+                            },
+                        }
+                    ],
+                }
+            ],
+        },
+        "http_filters": filters,
+    }
+    return [
+        {
+            "name": "shadow",
+            "address": _socket("127.0.0.1", settings.shadow_port),
+            "filter_chains": [
+                {
+                    "filters": [
+                        {
+                            "name": "envoy.filters.network.http_connection_manager",
+                            "typed_config": hcm,
+                        }
+                    ]
+                }
+            ],
+        }
+    ]
 
 
 def _endpoints(name: str, addresses: Sequence[str]) -> dict[str, Any]:
@@ -580,6 +654,17 @@ def _clusters(settings: GatewaySettings) -> list[dict[str, Any]]:
             )
     if settings.legacy_url:
         clusters.append(_legacy_cluster(settings, LEGACY_CLUSTER))
+    if _shadowing(settings):
+        assert settings.shadow_port is not None
+        shadow = f"127.0.0.1:{settings.shadow_port}"
+        clusters.append(
+            {
+                "name": SHADOW_CLUSTER,
+                "type": "STATIC",
+                "connect_timeout": "1s",
+                "load_assignment": _endpoints(SHADOW_CLUSTER, [shadow]),
+            }
+        )
     return clusters
 
 

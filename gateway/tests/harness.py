@@ -15,6 +15,8 @@ from typing import Any
 import grpc
 import numpy as np
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from puppet.agent.v1 import agent_service_pb2 as agent_pb
+from puppet.agent.v1 import agent_service_pb2_grpc as agent_rpc
 from puppet.memory.v1 import memory_service_pb2 as pb
 from puppet.memory.v1 import memory_service_pb2_grpc as rpc
 from puppet_gateway.config import GatewaySettings, ServiceUpstreams, safe_methods
@@ -24,6 +26,7 @@ from puppet_runtime import ServiceSpec
 from puppet_runtime.testing import free_port
 
 MEMORY = "puppet.memory.v1.MemoryService"
+AGENT = "puppet.agent.v1.AgentService"
 PERSONA = "agents/p1"
 
 
@@ -116,6 +119,9 @@ async def memory_instance(
             await close()
 
 
+PLACEHOLDERS: set[str] = set()
+
+
 def gateway_settings(
     work: Path,
     stable: Sequence[str],
@@ -125,6 +131,8 @@ def gateway_settings(
     descriptor: Path | None = None,
     agent: Sequence[str] = (),
     canary_percent: int = 0,
+    python_percent: int = 0,
+    shadow: bool = False,
 ) -> GatewaySettings:
     services = [
         ServiceUpstreams(
@@ -132,8 +140,9 @@ def gateway_settings(
         )
     ]
     if agent or descriptor:
-        port = f"127.0.0.1:{free_port()}"
-        services.append(ServiceUpstreams("agent", tuple(agent) or (port,)))
+        placeholder = f"127.0.0.1:{free_port()}"  # nothing listens: Python is down
+        PLACEHOLDERS.add(placeholder)
+        services.append(ServiceUpstreams("agent", tuple(agent) or (placeholder,)))
     return GatewaySettings(
         services=tuple(services),
         runtime_root=work / "runtime" / "current",
@@ -144,15 +153,16 @@ def gateway_settings(
         access_log=work / "access.log",
         health_interval_s=0.5,
         unhealthy_threshold=1,
-        initial_weights={"memory": canary_percent} if canary else {},
+        initial_weights={"memory": canary_percent, "rest": python_percent},
+        shadow_port=free_port() if shadow else None,
     )
 
 
 def health_checked(settings: GatewaySettings) -> list[str]:
-    """Clusters to wait for: the agent upstream is a placeholder here, never healthy."""
+    """Clusters to wait for (a placeholder agent upstream, on a free port, never is healthy)."""
     clusters: list[str] = []
     for svc in settings.services:
-        if svc.name != "agent":
+        if not PLACEHOLDERS.intersection(svc.stable):
             clusters += [svc.stable_cluster, *([svc.canary_cluster] if svc.canary else [])]
     return clusters
 
@@ -203,3 +213,41 @@ async def drive(
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return tally
+
+
+class FakeAgent(agent_rpc.AgentServiceServicer):
+    """Stands in for AgentService behind the transcoder: GetStatus and GetAgent only."""
+
+    def __init__(self) -> None:
+        self.calls: collections.Counter[str] = collections.Counter()
+
+    async def GetStatus(  # noqa: N802
+        self, request: agent_pb.GetStatusRequest, context: Any
+    ) -> agent_pb.GetStatusResponse:
+        self.calls["GetStatus"] += 1
+        return agent_pb.GetStatusResponse(status="online", agents=1, uptime=3.5)
+
+    async def GetAgent(  # noqa: N802
+        self, request: agent_pb.GetAgentRequest, context: Any
+    ) -> agent_pb.GetAgentResponse:
+        self.calls["GetAgent"] += 1
+        await context.abort(grpc.StatusCode.NOT_FOUND, f"Agent not found: {request.agent_id}")
+        raise AssertionError("unreachable")
+
+
+@asynccontextmanager
+async def fake_agent() -> AsyncIterator[tuple[FakeAgent, str]]:
+    """A FakeAgent on 127.0.0.1 with gRPC health SERVING; yields it and its address."""
+    fake = FakeAgent()  # type: ignore[abstract]  # the other RPCs answer UNIMPLEMENTED
+    server = grpc.aio.server()
+    agent_rpc.add_AgentServiceServicer_to_server(fake, server)
+    checks = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(checks, server)
+    for name in ("", AGENT):
+        await checks.set(name, health_pb2.HealthCheckResponse.SERVING)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield fake, f"127.0.0.1:{port}"
+    finally:
+        await server.stop(None)
