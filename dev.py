@@ -277,6 +277,7 @@ def up(args: argparse.Namespace) -> None:
                 f"PUPPET_{name.upper()}_PORT": str(port),
                 f"PUPPET_{name.upper()}_DATA_DIR": str(data / name),
                 f"PUPPET_{name.upper()}_LOG_FORMAT": "text",
+                **_dependency_env(name),
             }
             say(f"starting {name} on 127.0.0.1:{port} (log: {logs / (name + '.log')})")
             log = (logs / f"{name}.log").open("ab")
@@ -371,6 +372,11 @@ EXAMPLES: dict[str, list[tuple[str, dict[str, object]]]] = {
             },
         ),
     ],
+    "agent": [
+        ("puppet.agent.v1.AgentService/GetStatus", {}),
+        ("puppet.agent.v1.AgentService/ListAgents", {}),
+        ("puppet.agent.v1.AgentService/CreatePost", {"agent_id": "tea-critic", "force": True}),
+    ],
     "social": [
         (
             "puppet.social.v1.SocialService/CreateAccount",
@@ -389,8 +395,25 @@ EXAMPLES: dict[str, list[tuple[str, dict[str, object]]]] = {
 }
 
 
+def _dependency_env(name: str) -> dict[str, str]:
+    """Addresses of the services `name` calls (the agent calls every other one)."""
+    if name != "agent":
+        return {}
+    env = {
+        f"PUPPET_AGENT_{dep.upper()}_ADDR": f"127.0.0.1:{DEFAULT_PORTS[dep]}"
+        for dep in services()
+        if dep != "agent"
+    }
+    env["PUPPET_AGENT_AGENTS_DIR"] = str(ROOT / "config" / "agents")
+    # Persona files name hosted providers (openai, grok); without keys the llm's default answers.
+    env["PUPPET_AGENT_LLM_PROVIDER"] = os.environ.get("PUPPET_AGENT_LLM_PROVIDER", "default")
+    return env
+
+
 def _print_where_to_look(data: Path) -> None:
     print("\nEverything is up. Where to look:")
+    if "agent" in services():
+        print(f"  public API (AgentService): grpc 127.0.0.1:{DEFAULT_PORTS['agent']}")
     for name in services():
         print(f"  {name:<7} grpc 127.0.0.1:{DEFAULT_PORTS[name]}   data {data / name}")
     print(f"  gateway http://127.0.0.1:{GATEWAY_PORT}  (REST /api/..., gRPC /puppet.<svc>.v1.*)")

@@ -1,0 +1,114 @@
+"""Three replicas share the personas through leases; a killed replica's personas move on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import struct_pb2
+from puppet.agent.v1 import agent_service_pb2 as pb
+from puppet.agent.v1 import agent_service_pb2_grpc as rpc
+from puppet_runtime.testing import free_port, wait_serving
+
+REPO = Path(__file__).resolve().parents[3]
+TTL_S = 1.5
+
+
+@asynccontextmanager
+async def replica(suite: Any, data: Path, name: str) -> AsyncIterator[tuple[Any, Any]]:
+    port = free_port()
+    (data / "empty").mkdir(exist_ok=True)
+    env = {
+        **os.environ,
+        "PUPPET_AGENT_PORT": str(port),
+        "PUPPET_AGENT_MEMORY_ADDR": suite.settings.memory_addr,
+        "PUPPET_AGENT_LLM_ADDR": suite.settings.llm_addr,
+        "PUPPET_AGENT_SOCIAL_ADDR": suite.settings.social_addr,
+        "PUPPET_AGENT_DATA_DIR": str(data),
+        "PUPPET_AGENT_AGENTS_DIR": str(data / "empty"),
+        "PUPPET_AGENT_LLM_PROVIDER": "default",
+        "PUPPET_AGENT_REPLICA_ID": name,
+        "PUPPET_AGENT_LEASE_TTL_S": str(TTL_S),
+        "PUPPET_AGENT_DRAIN_S": "0",
+        "PUPPET_AGENT_LOG_FORMAT": "text",
+    }
+    with (data / f"{name}.log").open("wb") as sink:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "puppet_agent",
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            await wait_serving(channel, timeout_s=30)
+            yield rpc.AgentServiceStub(channel), proc
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 30)
+
+
+def persona(agent_id: str) -> struct_pb2.Struct:
+    raw: dict[str, Any] = json.loads(
+        (REPO / "config" / "agents" / "test-grok-agent.json").read_text()
+    )
+    raw["id"] = agent_id
+    raw["behavior"]["post_frequency"] = {
+        "min_hours_between_posts": 100,
+        "max_hours_between_posts": 200,
+    }
+    out = struct_pb2.Struct()
+    out.update(raw)
+    return out
+
+
+async def holders(stub: Any) -> dict[str, str]:
+    """Persona id -> the replica holding its lease, as one replica sees the shared leases."""
+    listed = await stub.ListAgentRuntimes(pb.ListAgentRuntimesRequest())
+    return {r.agent.removeprefix("agents/"): r.replica for r in listed.runtimes}
+
+
+async def until_shared(stub: Any, names: set[str], timeout_s: float = 15) -> dict[str, str]:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        held = await holders(stub)
+        if len(held) == 6 and set(held.values()) == names:
+            return held
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"leases not shared by {sorted(names)}: {held}")
+        await asyncio.sleep(0.2)
+
+
+async def test_three_replicas_share_personas_and_survive_a_killed_one(
+    suite: Any, tmp_path: Path
+) -> None:
+    data = tmp_path / "shared"
+    data.mkdir()
+    async with AsyncExitStack() as stack:
+        started = await asyncio.gather(
+            *(stack.enter_async_context(replica(suite, data, n)) for n in ("r1", "r2", "r3"))
+        )
+        stubs = {n: s for n, (s, _) in zip(("r1", "r2", "r3"), started, strict=True)}
+        for i in range(6):
+            await stubs["r1"].CreateAgent(pb.CreateAgentRequest(persona=persona(f"p{i}")))
+        held = await until_shared(stubs["r2"], {"r1", "r2", "r3"})
+        assert held == await holders(stubs["r3"])
+        killed = started[2][1]
+        killed.send_signal(signal.SIGKILL)
+        await killed.wait()
+        moved = await until_shared(stubs["r1"], {"r1", "r2"})
+        assert {p for p, r in moved.items() if held[p] != "r3"} <= {
+            p for p, r in moved.items() if r == held[p]
+        }
