@@ -274,6 +274,31 @@ def _legacy_error_bodies() -> dict[str, Any]:
     }
 
 
+# Transcoded errors arrive as google.rpc.Status JSON ({"code", "message", "details"}); legacy
+# clients read `error`. Runs before the transcoder on requests (sees the REST path) and after it
+# on responses, so it adds "error": <message> to every REST error body that lacks one.
+_LEGACY_ERRORS_LUA = r"""
+function envoy_on_request(handle)
+  local path = handle:headers():get(":path") or ""
+  if path:sub(1, 5) == "/api/" then
+    handle:streamInfo():dynamicMetadata():set("puppet.gateway", "rest", "1")
+  end
+end
+
+function envoy_on_response(handle)
+  if handle:streamInfo():dynamicMetadata():get("puppet.gateway") == nil then return end
+  local status = tonumber(handle:headers():get(":status") or "200")
+  local kind = handle:headers():get("content-type") or ""
+  if status < 400 or not kind:find("application/json", 1, true) then return end
+  local body = handle:body()
+  if body == nil or body:length() == 0 then return end
+  local text = body:getBytes(0, body:length())
+  if text:find('"error"', 1, true) or text:sub(1, 1) ~= "{" or text == "{}" then return end
+  local message = text:match('"message"%s*:%s*"(.-)"%s*[,}]') or "error"
+  body:setBytes('{"error":"' .. message .. '",' .. text:sub(2))
+end
+"""
+
 HEALTH_PATH = "/gateway/healthz"
 """Answered by Envoy itself (200, or 503 while draining): the Kubernetes probe target."""
 
@@ -291,6 +316,15 @@ def _http_filters(settings: GatewaySettings) -> list[dict[str, Any]]:
         }
     ]
     if settings.descriptor is not None:
+        filters.append(
+            {
+                "name": "envoy.filters.http.lua",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+                    "default_source_code": {"inline_string": _LEGACY_ERRORS_LUA},
+                },
+            }
+        )
         filters.append(
             {
                 "name": "envoy.filters.http.grpc_json_transcoder",
@@ -435,6 +469,17 @@ def _grpc_routes(svc: ServiceUpstreams) -> list[dict[str, Any]]:
     return routes
 
 
+# The legacy engine (Express `cors()`) sent these on every answer, and answered every preflight.
+_CORS = [
+    {"header": {"key": key, "value": value}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+    for key, value in (
+        ("access-control-allow-origin", "*"),
+        ("access-control-allow-headers", "Origin, X-Requested-With, Content-Type, Accept"),
+        ("access-control-allow-methods", "GET, POST, PUT, DELETE, OPTIONS"),
+    )
+]
+
+
 def _rest_routes(settings: GatewaySettings) -> list[dict[str, Any]]:
     """Legacy REST `/api/...`: legacy Node vs Python AgentService (transcoded on its share)."""
     python = settings.service("agent").stable_cluster
@@ -498,7 +543,18 @@ def _rest_routes(settings: GatewaySettings) -> list[dict[str, Any]]:
         routes.append({"name": name, "stat_prefix": name, "match": match, "route": split})
     for route in routes:
         route["request_headers_to_add"] = [{"header": {"key": REST_MARKER, "value": "1"}}]
-    return routes
+        route["response_headers_to_add"] = _CORS
+    preflight = {
+        "name": "rest_preflight",
+        "stat_prefix": "rest_preflight",
+        "match": {
+            "prefix": "/api/",
+            "headers": [{"name": ":method", "string_match": {"exact": "OPTIONS"}}],
+        },
+        "direct_response": {"status": 200},
+        "response_headers_to_add": _CORS,
+    }
+    return [preflight, *routes]
 
 
 SHADOW_CLUSTER = "shadow"

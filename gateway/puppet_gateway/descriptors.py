@@ -9,6 +9,7 @@ from pathlib import Path
 
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import FileDescriptor, ServiceDescriptor
+from google.rpc import error_details_pb2
 
 __all__ = ["service_descriptor", "write_descriptor_set"]
 
@@ -40,6 +41,9 @@ def write_descriptor_set(path: Path, services: tuple[str, ...] = ("agent",)) -> 
     neither protoc nor buf at deploy time. Written atomically; rewritten only when it changed.
     """
     seen: dict[str, FileDescriptor] = {}
+    # convert_grpc_status prints the rich status's details (ErrorInfo, BadRequest, ...) as JSON:
+    # without their types in the set the transcoder answers errors with an empty body.
+    _closure(error_details_pb2.DESCRIPTOR, seen)
     for service in services:
         _closure(service_descriptor(service).file, seen)
     files = []

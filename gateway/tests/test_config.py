@@ -60,7 +60,11 @@ def test_transcoder_is_on_only_for_the_python_share(tmp_path, descriptor):
     settings = _settings(tmp_path, descriptor, PUPPET_GATEWAY_LEGACY_URL="http://127.0.0.1:3000")
     config = render(settings)
     hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-    transcoder = hcm["typed_config"]["http_filters"][1]
+    (transcoder,) = [
+        f
+        for f in hcm["typed_config"]["http_filters"]
+        if f["name"] == "envoy.filters.http.grpc_json_transcoder"
+    ]
     assert (transcoder["name"], transcoder["disabled"]) == (
         "envoy.filters.http.grpc_json_transcoder",
         True,

@@ -53,10 +53,14 @@ async def test_every_legacy_route_passes_through_untouched_at_share_0(
             )["response"]
             got = await client.request(**kwargs)
             assert got.status_code == expected["status"], capture["name"]
+            assert got.headers["access-control-allow-origin"] == "*"
+            if kwargs["method"] == "OPTIONS":
+                continue  # preflight: Envoy answers it, as Express' cors() did
             assert got.headers["x-upstream-cluster"] == "legacy"
             if expected.get("body_is_json"):
                 assert got.json() == expected["body"], capture["name"]
-    assert sum(legacy.hits.values()) == len(legacy.captures)
+    preflights = sum(c["request"]["method"] == "OPTIONS" for c in legacy.captures)
+    assert sum(legacy.hits.values()) == len(legacy.captures) - preflights
 
 
 async def test_x_canary_pins_rest_and_envoy_errors_are_legacy_json(

@@ -105,6 +105,11 @@ async def test_shadow_report_names_the_routes_that_differ(
                     Replay("GET", "/api/agents/nope-agent"),
                 ],
             )
+            python = await client.get("/api/agents/nope-agent", headers={"x-canary": "always"})
+    # A transcoded gRPC error, readable by a legacy client: `error` as legacy had it.
+    assert python.status_code == 404
+    assert python.json()["error"] == "Agent not found: nope-agent"
+    assert python.json()["code"] == 5
     assert report["GET /api/status"].same
     agent = report["GET /api/agents/{agent_id}"]
     assert agent.requests == 2
