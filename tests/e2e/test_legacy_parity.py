@@ -9,7 +9,11 @@ services/agent/README.md lists (referenced by number below).
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextlib
 import hashlib
+import importlib.util
 import json
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -93,6 +97,15 @@ class HashingEmbedder:
 
 @pytest.fixture
 async def gateway(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """The suite behind Envoy, REST 100% Python (no legacy backend configured)."""
+    async with _suite(tmp_path) as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def _suite(
+    tmp_path: Path, legacy_url: str | None = None, python_percent: int = 100
+) -> AsyncIterator[httpx.AsyncClient]:
     """Memory, llm (fake provider), social (sandbox), agent in-process; Envoy in front."""
     async with AsyncExitStack() as stack:
 
@@ -129,14 +142,16 @@ async def gateway(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
                 services=(ServiceUpstreams("agent", (f"127.0.0.1:{agent}",)),),
                 runtime_root=tmp_path / "runtime" / "current",
                 descriptor=write_descriptor_set(tmp_path / "agent.binpb"),
+                legacy_url=legacy_url,
                 listen_port=free_port(),
                 admin_port=free_port(),
                 health_interval_s=0.5,
+                initial_weights={"rest": python_percent},
             ),
             tmp_path / "envoy",
         )
         await stack.enter_async_context(envoy)
-        await envoy.wait_healthy(["agent_stable"])
+        await envoy.wait_healthy(["agent_stable", *(["legacy"] if legacy_url else [])])
         client = await stack.enter_async_context(httpx.AsyncClient(base_url=envoy.url, timeout=30))
         yield client
 
@@ -185,3 +200,34 @@ async def test_every_capture_through_the_gateway_with_python_at_100(gateway):
         if diff:
             problems.append(f"{name}: {sorted(diff)}")
     assert not problems, "\n".join(problems)
+
+
+def _legacy_standin() -> Any:
+    path = ROOT / "gateway" / "tests" / "legacy_standin.py"
+    spec = importlib.util.spec_from_file_location("e2e_legacy_standin", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.LegacyStandin().start()
+
+
+async def test_rest_split_between_legacy_and_the_real_agent_service(tmp_path):
+    standin = _legacy_standin()
+    seen: collections.Counter[str] = collections.Counter()
+    try:
+        async with _suite(tmp_path, legacy_url=standin.url, python_percent=25) as client:
+
+            async def worker(n: int) -> None:
+                for _ in range(n):
+                    got = await client.get("/api/status")
+                    assert got.status_code == 200
+                    assert got.json()["status"] == "online"
+                    seen[got.headers["x-upstream-cluster"]] += 1
+
+            await asyncio.gather(*(worker(250) for _ in range(8)))
+    finally:
+        standin.stop()
+    assert sum(seen.values()) == 2000
+    assert set(seen) == {"legacy", "agent_stable"}
+    assert abs(100 * seen["agent_stable"] / 2000 - 25) <= 3, seen
