@@ -68,23 +68,31 @@ def _fmt(value: float | None, suffix: str = "") -> str:
 @app.command()
 def status(
     splits: Annotated[list[str], typer.Argument(help="Splits to show.")],
+    sample_s: Annotated[float, typer.Option(help="Window for the request rate.")] = 1.0,
     admin_url: AdminUrl = DEFAULT_ADMIN,
     runtime_root: RuntimeRoot = DEFAULT_RUNTIME,
     decision_log: DecisionLog = DEFAULT_LOG,
 ) -> None:
-    """Weights, and per cluster: requests, success rate, p50/p95 (last stats interval)."""
+    """Weights; per side: request rate and success rate over `sample_s` (success since start
+    when idle), total requests, p50/p95 of Envoy's last stats interval."""
 
-    async def collect(controller: Controller) -> list[SplitStatus]:
-        return [await controller.status(split) for split in splits]
+    async def collect(controller: Controller) -> list[tuple[SplitStatus, SplitStatus]]:
+        first = [await controller.status(split) for split in splits]
+        await asyncio.sleep(sample_s)
+        return list(zip(first, [await controller.status(split) for split in splits], strict=True))
 
-    table = Table("split", "canary %", "side", "requests", "success", "p50 ms", "p95 ms")
-    for st in _run(admin_url, runtime_root, decision_log, collect):
-        for side, stats in (("stable", st.stable), ("canary", st.canary)):
-            rate = None if stats.success_rate is None else 100 * stats.success_rate
+    table = Table("split", "canary %", "side", "req/s", "requests", "success", "p50 ms", "p95 ms")
+    for before, now in _run(admin_url, runtime_root, decision_log, collect):
+        sides = (("stable", before.stable, now.stable), ("canary", before.canary, now.canary))
+        for side, earlier, stats in sides:
+            window = stats.minus(earlier)
+            success = window.success_rate if window.requests else stats.success_rate
+            rate = None if success is None else 100 * success
             table.add_row(
-                st.split,
-                str(st.canary_percent),
+                now.split,
+                str(now.canary_percent),
                 side,
+                _fmt(window.requests / sample_s),
                 str(stats.requests),
                 _fmt(rate, "%"),
                 _fmt(stats.p50_ms),

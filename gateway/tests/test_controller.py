@@ -116,5 +116,7 @@ async def test_cli_against_envoy(tmp_path, memory_pair, start_gateway):
     assert "0% -> 1%" in await asyncio.to_thread(invoke, "promote", "memory")
     assert "1% -> 50%" in await asyncio.to_thread(invoke, "set", "memory", "50")
     assert "50% -> 0%" in await asyncio.to_thread(invoke, "rollback", "memory")
-    assert "memory" in await asyncio.to_thread(invoke, "status", "memory")
+    shown = await asyncio.to_thread(invoke, "status", "memory", "--sample-s", "0.2")
+    assert "memory" in shown
+    assert "req/s" in shown
     assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 3
