@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
 
+import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from puppet_gateway.controller import AutoPolicy, Controller, Decision, EnvoyAdmin, SplitStatus
 from puppet_gateway.envoy import RuntimeLayer
+from puppet_gateway.shadow import Replay, RouteReport, shadow_report
 
 __all__ = ["app"]
 
@@ -158,6 +161,46 @@ def auto(
     )
     for decision in decisions:
         _show(decision)
+
+
+def _replays(captures: Path, include_writes: bool) -> list[Replay]:
+    replays = []
+    for path in sorted(captures.glob("*.json")):
+        request = json.loads(path.read_text())["request"]
+        if request["method"] in ("GET", "HEAD") or include_writes:
+            body = request.get("body") if request.get("body_is_json") else None
+            replays.append(Replay(request["method"], request["path"], body))
+    return replays
+
+
+@app.command()
+def diff(
+    captures: Annotated[Path, typer.Argument(help="Folder of legacy captures (*.json).")],
+    gateway_url: Annotated[
+        str, typer.Option(envvar="PUPPET_GATEWAY_URL", help="The gateway's listener.")
+    ] = "http://127.0.0.1:8080",
+    include_writes: Annotated[
+        bool, typer.Option(help="Also replay writes (they happen on both sides).")
+    ] = False,
+) -> None:
+    """Replay captured requests to legacy and to Python; report per route where they differ."""
+
+    async def go() -> dict[str, RouteReport]:
+        async with httpx.AsyncClient(base_url=gateway_url, timeout=30) as client:
+            return dict(await shadow_report(client, _replays(captures, include_writes)))
+
+    reports = asyncio.run(go())
+    table = Table("route", "requests", "status differences", "key/type differences")
+    for report in reports.values():
+        table.add_row(
+            report.route,
+            str(report.requests),
+            "\n".join(report.status_mismatches) or "-",
+            "\n".join(sorted(report.shape_differences)) or "-",
+        )
+    console.print(table)
+    if not all(report.same for report in reports.values()):
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

@@ -131,3 +131,22 @@ def test_compare_json_reports_keys_and_types():
         "GET /api/agents/{agent_id}/memory"
     )
     assert route_of("POST", "/api/agents") == "POST /api/agents"
+
+
+async def test_diff_cli_replays_captured_reads_and_exits_1_on_differences(
+    tmp_path, memory_pair, start_gateway, descriptor, legacy
+):
+    from puppet_gateway.cli import app
+    from typer.testing import CliRunner
+
+    async with harness.fake_agent() as (fake, address):
+        envoy = await _start(tmp_path, memory_pair, start_gateway, descriptor, legacy, address)
+        result = await asyncio.to_thread(
+            CliRunner().invoke,
+            app,
+            ["diff", str(standin_module.CAPTURES), "--gateway-url", envoy.url],
+        )
+    assert result.exit_code == 1, result.output
+    assert "/api/status" in result.output
+    assert "POST" not in result.output  # writes are not replayed unless asked
+    assert fake.calls["GetStatus"] == 2  # 01 and 57: both GET /api/status captures
