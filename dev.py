@@ -418,7 +418,11 @@ def _print_where_to_look(data: Path) -> None:
         print(f"  {name:<7} grpc 127.0.0.1:{DEFAULT_PORTS[name]}   data {data / name}")
     print(f"  gateway http://127.0.0.1:{GATEWAY_PORT}  (REST /api/..., gRPC /puppet.<svc>.v1.*)")
     print(f"  envoy   admin http://127.0.0.1:{GATEWAY_ADMIN_PORT}  (stats, clusters, runtime)")
-    print("  canary  uv run python -m puppet_gateway.cli status memory   (or: puppet canary ...)")
+    print(f"  try     curl http://127.0.0.1:{GATEWAY_PORT}/api/agents   (legacy REST, transcoded)")
+    print(
+        "  canary  set PUPPET_GATEWAY_LEGACY_URL / PUPPET_GATEWAY_<SVC>_CANARY_ADDR before `up`,"
+        " then `puppet canary status rest` (gateway/README.md)"
+    )
     print(f"  logs    {data / 'logs'}")
     print("\nTry it (reflection is on, so buf curl knows the schema):")
     for name in services():

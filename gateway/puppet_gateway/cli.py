@@ -54,7 +54,12 @@ def _run(
         finally:
             await admin.close()
 
-    return asyncio.run(go())
+    try:
+        return asyncio.run(go())
+    except KeyError as err:  # a split Envoy does not have
+        raise typer.BadParameter(str(err.args[0])) from None
+    except httpx.HTTPError as err:
+        raise typer.BadParameter(f"envoy admin at {admin_url}: {err}") from None
 
 
 def _show(decision: Decision) -> None:
