@@ -263,10 +263,13 @@ class Controller:
     ) -> list[Decision]:
         """Promote step by step while the canary holds up; roll back to 0 as soon as it does not.
 
+        A canary at 0% is first moved to the first step (there is nothing to judge at 0%).
         Returns when the canary reached 100%, was rolled back, or `max_duration_s` passed.
         """
         decisions: list[Decision] = []
         started = time.monotonic()
+        if await self.weight(split) == 0:  # nothing to judge at 0%: open at the first step
+            decisions.append(await self.promote(split, reason="auto: canary starts"))
         window_start = await self.status(split)
         window_opened = time.monotonic()
         while max_duration_s is None or time.monotonic() - started < max_duration_s:

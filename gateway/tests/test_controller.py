@@ -120,3 +120,12 @@ async def test_cli_against_envoy(tmp_path, memory_pair, start_gateway):
     assert "memory" in shown
     assert "req/s" in shown
     assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 3
+
+
+async def test_auto_opens_a_canary_at_0_with_the_first_step(tmp_path, memory_pair, start_gateway):
+    stable, canary = memory_pair
+    settings = harness.gateway_settings(tmp_path, [stable.address], [canary.address])
+    envoy = await start_gateway(settings)
+    async with controller_for(envoy, tmp_path / "log.jsonl") as controller:
+        decisions = await controller.auto("memory", AutoPolicy(window_s=60), max_duration_s=0.5)
+    assert [(d.action, d.from_percent, d.to_percent) for d in decisions] == [("promote", 0, 1)]
