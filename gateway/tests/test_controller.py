@@ -75,7 +75,7 @@ async def test_auto_rolls_back_a_canary_failing_half_its_calls_within_10_s(tmp_p
 async def test_auto_promotes_a_healthy_canary_one_step(tmp_path, memory_pair, start_gateway):
     stable, canary = memory_pair
     settings = harness.gateway_settings(
-        tmp_path, [stable.address], [canary.address], canary_percent=5
+        tmp_path, [stable.address], [canary.address], canary_percent=25
     )
     envoy = await start_gateway(settings)
     log = tmp_path / "decisions.jsonl"
@@ -83,11 +83,11 @@ async def test_auto_promotes_a_healthy_canary_one_step(tmp_path, memory_pair, st
         decisions = await controller.auto(
             "memory",
             AutoPolicy(window_s=2, poll_s=0.5, min_requests=10, p95_budget_ms=1000),
-            max_duration_s=3,
+            max_duration_s=3.5,
         )
         await asyncio.sleep(0.3)
-        assert await controller.weight("memory") == 25
-    assert [(d.action, d.from_percent, d.to_percent) for d in decisions] == [("promote", 5, 25)]
+        assert await controller.weight("memory") == 50
+    assert [(d.action, d.from_percent, d.to_percent) for d in decisions] == [("promote", 25, 50)]
     assert decisions[0].evidence["canary_requests"] >= 10
     assert all(t.errors == [] for t in load)
 
