@@ -135,16 +135,10 @@ class Workload:
         return env
 
 
-# The gateway (Envoy, HTTP) and canary variants have their own checks (test_gateway_manifests.py).
-NOT_A_SERVICE = {"gateway", "canary"}
-
-
 def _workloads() -> Iterator[Any]:
     for target in TARGETS:
         for deployment in find(rendered(target), "Deployment"):
             name = deployment["metadata"]["name"]
-            if deployment["metadata"]["labels"].get("app.kubernetes.io/component") in NOT_A_SERVICE:
-                continue
             yield pytest.param(Workload(target, name), id=f"{target_id(target)}:{name}")
 
 
@@ -519,9 +513,7 @@ def test_every_service_image_has_a_dockerfile() -> None:
         for container in deployment["spec"]["template"]["spec"]["containers"]:
             name, _, _ = split_image(container["image"])
             assert name.startswith("puppet/")
-            image = name.removeprefix("puppet/")
-            folder = ROOT / image if image == "gateway" else ROOT / "services" / image
-            assert (folder / "Dockerfile").is_file()
+            assert (ROOT / "services" / name.removeprefix("puppet/") / "Dockerfile").is_file()
 
 
 def test_dockerfile_is_multi_stage_on_pinned_images(dockerfile: Dockerfile) -> None:
