@@ -29,7 +29,10 @@ AdminUrl = Annotated[
 ]
 RuntimeRoot = Annotated[
     Path,
-    typer.Option(envvar="PUPPET_GATEWAY_RUNTIME_ROOT", help="Symlink of the disk runtime layer."),
+    typer.Option(
+        envvar="PUPPET_GATEWAY_RUNTIME_ROOT",
+        help="Symlink of the disk runtime layer; `-`: Envoy's admin layer (one pod, not kept).",
+    ),
 ]
 DecisionLog = Annotated[
     Path, typer.Option(envvar="PUPPET_GATEWAY_DECISION_LOG", help="JSONL file of decisions.")
@@ -50,7 +53,8 @@ def _run(
     async def go() -> T:
         admin = EnvoyAdmin(admin_url)
         try:
-            return await action(Controller(admin, RuntimeLayer(runtime_root), decision_log))
+            layer = None if str(runtime_root) == "-" else RuntimeLayer(runtime_root)
+            return await action(Controller(admin, layer, decision_log))
         finally:
             await admin.close()
 

@@ -138,6 +138,12 @@ class EnvoyAdmin:
         entries: dict[str, Any] = reply.json()["entries"]
         return {key: str(entry.get("final_value", "")) for key, entry in entries.items()}
 
+    async def set_runtime(self, values: Mapping[str, int]) -> None:
+        """Write keys to Envoy's admin runtime layer (this Envoy only; lost on restart)."""
+        params = {key: str(value) for key, value in values.items()}
+        reply = await self._client.post("/runtime_modify", params=params)
+        reply.raise_for_status()
+
     async def stats(self, clusters: Sequence[str]) -> dict[str, ClusterStats]:
         """Per cluster: gRPC calls and server faults (or HTTP requests and 5xx), and latency."""
         regex = r"^cluster\.({})\.".format("|".join(c.replace(".", r"\.") for c in clusters))
@@ -192,15 +198,16 @@ def _combine(parts: Sequence[ClusterStats]) -> ClusterStats:
 class Controller:
     """Status, set, promote, rollback and `auto` for the gateway's splits.
 
-    Weights are written to the gateway's disk runtime layer (so they survive an Envoy restart)
-    and read back from Envoy's `/runtime`. Every change is logged with its evidence and appended
-    to a JSONL decision log.
+    Weights are written to the gateway's disk runtime layer (so they survive an Envoy restart),
+    or, with `layer=None`, to the admin layer of this one Envoy (when the disk layer is a
+    read-only ConfigMap volume), and read back from Envoy's `/runtime`. Every change is logged
+    with its evidence and appended to a JSONL decision log.
     """
 
     def __init__(
         self,
         admin: EnvoyAdmin,
-        layer: RuntimeLayer,
+        layer: RuntimeLayer | None,
         decision_log: Path,
         *,
         steps: Sequence[int] = STEPS,
@@ -240,7 +247,11 @@ class Controller:
             raise ValueError(f"weight must be within 0..100, got {percent}")
         s = Split.named(split)
         before = await self.weight(split)
-        self.layer.update({s.stable_key: 100 - percent, s.canary_key: percent})
+        values = {s.stable_key: 100 - percent, s.canary_key: percent}
+        if self.layer is None:
+            await self.admin.set_runtime(values)
+        else:
+            self.layer.update(values)
         await self._applied(split, percent)
         decision = Decision(split, action, before, percent, reason, dict(evidence or {}))
         self._record(decision)

@@ -129,3 +129,22 @@ async def test_auto_opens_a_canary_at_0_with_the_first_step(tmp_path, memory_pai
     async with controller_for(envoy, tmp_path / "log.jsonl") as controller:
         decisions = await controller.auto("memory", AutoPolicy(window_s=60), max_duration_s=0.5)
     assert [(d.action, d.from_percent, d.to_percent) for d in decisions] == [("promote", 0, 1)]
+
+
+async def test_weights_through_the_admin_layer_when_the_disk_layer_is_read_only(
+    tmp_path, memory_pair, start_gateway
+):
+    stable, canary = memory_pair
+    settings = harness.gateway_settings(tmp_path, [stable.address], [canary.address])
+    envoy = await start_gateway(settings)
+    admin = EnvoyAdmin(envoy.admin_url)
+    try:
+        controller = Controller(admin, None, tmp_path / "log.jsonl")
+        decision = await controller.set("memory", 100)
+        assert (decision.from_percent, decision.to_percent) == (0, 100)
+        async with grpc.aio.insecure_channel(envoy.grpc_target) as channel:
+            tally = await harness.drive(channel, 50)
+        assert tally.hosts == {canary.address: 50}
+        assert envoy.runtime.read() == {}  # the disk layer was not touched
+    finally:
+        await admin.close()
