@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -302,6 +303,7 @@ def up(args: argparse.Namespace) -> None:
                     sys.exit(f"{name} did not become healthy; see {logs / (name + '.log')}")
                 time.sleep(0.5)
             say(f"{name} is SERVING")
+        procs["gateway"] = _start_gateway(data, logs)
         _print_where_to_look(data)
         while all(p.poll() is None for p in procs.values()):
             time.sleep(1)
@@ -311,6 +313,47 @@ def up(args: argparse.Namespace) -> None:
         pass
     finally:
         stop()
+
+
+GATEWAY_PORT, GATEWAY_ADMIN_PORT = 8080, 9901
+
+
+def _start_gateway(data: Path, logs: Path) -> subprocess.Popen[bytes]:
+    """Envoy in front of the services (127.0.0.1:8080, admin 127.0.0.1:9901 only)."""
+    for port in (GATEWAY_PORT, GATEWAY_ADMIN_PORT):
+        if _port_open(port):
+            sys.exit(f"port {port} for the gateway is taken: is another `dev.py up` running?")
+    env = {
+        **os.environ,
+        "PUPPET_GATEWAY_PORT": str(GATEWAY_PORT),
+        "PUPPET_GATEWAY_ADMIN_PORT": str(GATEWAY_ADMIN_PORT),
+        "PUPPET_GATEWAY_DATA_DIR": str(data / "gateway"),
+        "PUPPET_GATEWAY_DESCRIPTOR": str(ROOT / "build" / "gateway" / "agent.binpb"),
+    }
+    say(f"starting the gateway (Envoy) on 127.0.0.1:{GATEWAY_PORT} (log: {logs / 'gateway.log'})")
+    log = (logs / "gateway.log").open("ab")
+    proc = subprocess.Popen(
+        [venv_python(), "-m", "puppet_gateway"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while not _gateway_ready():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            sys.exit(f"the gateway did not start; see {logs / 'gateway.log'}")
+        time.sleep(0.2)
+    say("gateway is ready")
+    return proc
+
+
+def _gateway_ready() -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{GATEWAY_ADMIN_PORT}/ready", timeout=1) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
 
 
 # Calls that `up` suggests, per service: (method path, JSON body).
@@ -382,6 +425,13 @@ def _print_where_to_look(data: Path) -> None:
         print(f"  public API (AgentService): grpc 127.0.0.1:{DEFAULT_PORTS['agent']}")
     for name in services():
         print(f"  {name:<7} grpc 127.0.0.1:{DEFAULT_PORTS[name]}   data {data / name}")
+    print(f"  gateway http://127.0.0.1:{GATEWAY_PORT}  (REST /api/..., gRPC /puppet.<svc>.v1.*)")
+    print(f"  envoy   admin http://127.0.0.1:{GATEWAY_ADMIN_PORT}  (stats, clusters, runtime)")
+    print(f"  try     curl http://127.0.0.1:{GATEWAY_PORT}/api/agents   (legacy REST, transcoded)")
+    print(
+        "  canary  set PUPPET_GATEWAY_LEGACY_URL / PUPPET_GATEWAY_<SVC>_CANARY_ADDR before `up`,"
+        " then `puppet canary status rest` (gateway/README.md)"
+    )
     print(f"  logs    {data / 'logs'}")
     print("\nTry it (reflection is on, so buf curl knows the schema):")
     for name in services():
