@@ -85,14 +85,18 @@ def percentile(samples: Sequence[float], q: float) -> float:
 
 @asynccontextmanager
 async def process(
-    name: str, root: Path, env: dict[str, str], service: str
+    name: str, root: Path, env: dict[str, str], service: str, profile: str = ""
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
-    """python -m puppet_<name> on a free port and its own data dir, until SERVING."""
+    """python -m puppet_<name> on a free port and its own data dir, until SERVING.
+
+    With ``profile`` the process runs under cProfile and writes its stats there when it stops.
+    """
     prefix = f"PUPPET_{name.upper()}_"
     port = free_port()
     log = (root / f"{name}.log").open("ab")
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
+        *(("-m", "cProfile", "-o", profile) if profile else ()),
         "-m",
         f"puppet_{name}",
         env={
@@ -213,6 +217,31 @@ def outbox_items(root: Path) -> int:
     return found
 
 
+async def e2e(
+    stub: AgentServiceAsyncStub, root: Path, procs: dict[str, int], args: argparse.Namespace
+) -> dict[str, object]:
+    """Forced posts per second, with each service's CPU per post."""
+    figures: dict[str, object] = {}
+    await forced_posts(stub, args.personas, args.concurrency, args.concurrency, "warm")
+    before = outbox_items(root)
+    cpu_before = {name: cpu_seconds(pid) for name, pid in procs.items()}
+    seconds, latencies, accepted = await forced_posts(
+        stub, args.personas, args.posts, args.concurrency, "run"
+    )
+    created = outbox_items(root) - before
+    figures["e2e_cpu_ms_per_post"] = {
+        name: round(1000 * (cpu_seconds(pid) - cpu_before[name]) / max(accepted, 1), 2)
+        for name, pid in procs.items()
+    }
+    figures["e2e_posts_per_s"] = round(accepted / seconds, 1)
+    figures["e2e_p50_ms"] = round(statistics.median(latencies), 1)
+    figures["e2e_p99_ms"] = round(percentile(latencies, 99), 1)
+    figures["e2e_posts"] = accepted
+    figures["e2e_outbox_items_created"] = created
+    figures["e2e_concurrency"] = args.concurrency
+    return figures
+
+
 async def main(args: argparse.Namespace) -> dict[str, object]:
     root = Path(tempfile.mkdtemp(prefix="bench-agent-"))
     (root / "agents").mkdir()
@@ -254,6 +283,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
                     "LLM_PROVIDER": "fake",
                 },
                 "puppet.agent.v1.AgentService",
+                args.profile_agent,
             )
         )
         procs = {
@@ -279,23 +309,8 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
             round(cpu["max_slice_pct"], 1),
         ]
         figures["cpu_window_s"] = args.window
-        await forced_posts(stub, args.personas, args.concurrency, args.concurrency, "warm")
-        before = outbox_items(root)
-        cpu_before = {name: cpu_seconds(pid) for name, pid in procs.items()}
-        seconds, latencies, accepted = await forced_posts(
-            stub, args.personas, args.posts, args.concurrency, "run"
-        )
-        created = outbox_items(root) - before
-        figures["e2e_cpu_ms_per_post"] = {
-            name: round(1000 * (cpu_seconds(pid) - cpu_before[name]) / max(accepted, 1), 2)
-            for name, pid in procs.items()
-        }
-        figures["e2e_posts_per_s"] = round(accepted / seconds, 1)
-        figures["e2e_p50_ms"] = round(statistics.median(latencies), 1)
-        figures["e2e_p99_ms"] = round(percentile(latencies, 99), 1)
-        figures["e2e_posts"] = accepted
-        figures["e2e_outbox_items_created"] = created
-        figures["e2e_concurrency"] = args.concurrency
+        if args.posts > 0:
+            figures.update(await e2e(stub, root, procs, args))
         figures["load_after"] = load_average()
     figures["machine"] = {
         "cpu": cpu_model(),
@@ -318,4 +333,5 @@ if __name__ == "__main__":
     parser.add_argument("--settle", type=float, default=15.0, help="seconds before the window")
     parser.add_argument("--posts", type=int, default=1000, help="forced posts measured")
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--profile-agent", default="", help="write the agent's cProfile stats")
     print(json.dumps(asyncio.run(main(parser.parse_args()))))
