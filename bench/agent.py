@@ -162,7 +162,7 @@ async def wait_leased(leases: Path, n: int, timeout_s: float) -> float:
     raise TimeoutError(f"the replica did not lease {n} personas in {timeout_s:.0f}s")
 
 
-async def measure_cpu(pid: int, window_s: float) -> dict[str, float]:
+async def measure_cpu(pid: int, window_s: float) -> dict[str, Any]:
     """The process's CPU share of one core over the window, plus 10-second slices."""
     slices = []
     start_cpu, start = cpu_seconds(pid), time.perf_counter()
@@ -172,11 +172,7 @@ async def measure_cpu(pid: int, window_s: float) -> dict[str, float]:
         now_cpu, now = cpu_seconds(pid), time.perf_counter()
         slices.append(100 * (now_cpu - last_cpu) / (now - last))
         last_cpu, last = now_cpu, now
-    return {
-        "pct": 100 * (last_cpu - start_cpu) / (last - start),
-        "max_slice_pct": max(slices),
-        "min_slice_pct": min(slices),
-    }
+    return {"pct": 100 * (last_cpu - start_cpu) / (last - start), "slices": slices}
 
 
 async def forced_posts(
@@ -300,14 +296,13 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         figures["lease_all_s"] = round(
             await wait_leased(root / "agent" / "leases.sqlite3", args.personas, 300), 1
         )
+        leased = cpu_seconds(agent.pid)
         await asyncio.sleep(args.settle)
+        figures["lives_start_cpu_s"] = round(cpu_seconds(agent.pid) - leased, 1)
         figures["load_before_cpu_window"] = load_average()
         cpu = await measure_cpu(agent.pid, args.window)
         figures["scheduler_cpu_pct"] = round(cpu["pct"], 1)
-        figures["scheduler_cpu_slices_pct"] = [
-            round(cpu["min_slice_pct"], 1),
-            round(cpu["max_slice_pct"], 1),
-        ]
+        figures["scheduler_cpu_slices_pct"] = [round(x, 1) for x in cpu["slices"]]
         figures["cpu_window_s"] = args.window
         if args.posts > 0:
             figures.update(await e2e(stub, root, procs, args))
@@ -330,7 +325,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--personas", type=int, default=1000)
     parser.add_argument("--window", type=float, default=60.0, help="CPU window, seconds")
-    parser.add_argument("--settle", type=float, default=15.0, help="seconds before the window")
+    parser.add_argument(
+        "--settle", type=float, default=30.0, help="seconds after the leases, before the window"
+    )
     parser.add_argument("--posts", type=int, default=1000, help="forced posts measured")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--profile-agent", default="", help="write the agent's cProfile stats")
