@@ -112,6 +112,8 @@ class Fleet:
     life: Life = field(default_factory=NoLife)
     started: float = field(default_factory=time.monotonic)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _parsed: dict[str, tuple[tuple[int, float], PersonaFile]] = field(default_factory=dict)
+    """Each persona's validated file by (version, update time): a post needed it 2-3 times."""
     _ids: tuple[float, list[str]] | None = None
     """(monotonic time read, ids of the first 1,000 personas): every composition names them."""
 
@@ -130,7 +132,11 @@ class Fleet:
         record = await self.store.get_persona(agent_id)
         if record is None:
             raise errors.agent_not_found(agent_id)
-        return record, parse(record.config)
+        key = (record.version, record.update_time)
+        cached = self._parsed.get(agent_id)
+        if cached is None or cached[0] != key:
+            cached = self._parsed[agent_id] = (key, parse(record.config))
+        return record, cached[1]
 
     async def state(self, agent_id: str) -> persona_pb2.Persona | None:
         """The persona's state in memory (mood, last post, cursor); None if memory lacks it."""
@@ -209,6 +215,7 @@ class Fleet:
         self.life.persona_removed(agent_id)
         await self.store.delete_persona(agent_id)
         self._ids = None
+        self._parsed.pop(agent_id, None)
         if purge_memory:
             await self.clients.memory.delete_persona(agent_id)
 
@@ -250,7 +257,7 @@ class Fleet:
                 for m in memories
             ],
             recent_posts=[p.text for p in recent],
-            allowed_handles=[handle_for(k) for k in known][:100],
+            allowed_handles=[handle_for(k) for k in known[:100]],
         )
 
     def too_soon(
