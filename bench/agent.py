@@ -85,12 +85,14 @@ def percentile(samples: Sequence[float], q: float) -> float:
 
 @asynccontextmanager
 async def process(
-    name: str, root: Path, env: dict[str, str], service: str, profile: str = ""
+    name: str, root: Path, env: dict[str, str], service: str, profiles: dict[str, str]
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
     """python -m puppet_<name> on a free port and its own data dir, until SERVING.
 
-    With ``profile`` the process runs under cProfile and writes its stats there when it stops.
+    With ``profiles[name]`` set, the process runs under cProfile and writes its stats to that
+    file when it stops (cProfile sees the main thread only).
     """
+    profile = profiles.get(name, "")
     prefix = f"PUPPET_{name.upper()}_"
     port = free_port()
     log = (root / f"{name}.log").open("ab")
@@ -160,6 +162,18 @@ async def wait_leased(leases: Path, n: int, timeout_s: float) -> float:
             return time.perf_counter() - started
         await asyncio.sleep(1)
     raise TimeoutError(f"the replica did not lease {n} personas in {timeout_s:.0f}s")
+
+
+async def settle(pid: int, at_least_s: float) -> None:
+    """Wait at_least_s, then until the lives' start-up is over: a 5 s slice under 5% of a core
+    (at most 120 s more)."""
+    await asyncio.sleep(at_least_s)
+    deadline = time.perf_counter() + 120
+    while time.perf_counter() < deadline:
+        before = cpu_seconds(pid)
+        await asyncio.sleep(5)
+        if cpu_seconds(pid) - before < 0.25:
+            return
 
 
 async def measure_cpu(pid: int, window_s: float) -> dict[str, Any]:
@@ -240,11 +254,12 @@ async def e2e(
 
 async def main(args: argparse.Namespace) -> dict[str, object]:
     root = Path(tempfile.mkdtemp(prefix="bench-agent-"))
+    profiles = dict(item.split("=", 1) for item in args.profile)
     (root / "agents").mkdir()
     figures: dict[str, object] = {"personas": args.personas}
     async with AsyncExitStack() as stack:
         mem_proc, memory = await stack.enter_async_context(
-            process("memory", root, {}, "puppet.memory.v1.MemoryService")
+            process("memory", root, {}, "puppet.memory.v1.MemoryService", profiles)
         )
         llm_proc, llm = await stack.enter_async_context(
             process(
@@ -257,6 +272,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
                     "NEAR_DUPLICATE_THRESHOLD": "1",
                 },
                 "puppet.llm.v1.LlmService",
+                profiles,
             )
         )
         social_proc, social = await stack.enter_async_context(
@@ -265,6 +281,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
                 root,
                 {"NETWORK": "sandbox", "DEFAULT_TIER": "unlimited"},
                 "puppet.social.v1.SocialService",
+                profiles,
             )
         )
         agent, port = await stack.enter_async_context(
@@ -279,7 +296,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
                     "LLM_PROVIDER": "fake",
                 },
                 "puppet.agent.v1.AgentService",
-                args.profile_agent,
+                profiles,
             )
         )
         procs = {
@@ -296,9 +313,10 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         figures["lease_all_s"] = round(
             await wait_leased(root / "agent" / "leases.sqlite3", args.personas, 300), 1
         )
-        leased = cpu_seconds(agent.pid)
-        await asyncio.sleep(args.settle)
+        leased, started = cpu_seconds(agent.pid), time.perf_counter()
+        await settle(agent.pid, args.settle)
         figures["lives_start_cpu_s"] = round(cpu_seconds(agent.pid) - leased, 1)
+        figures["settle_s"] = round(time.perf_counter() - started)
         figures["load_before_cpu_window"] = load_average()
         cpu = await measure_cpu(agent.pid, args.window)
         figures["scheduler_cpu_pct"] = round(cpu["pct"], 1)
@@ -330,5 +348,11 @@ if __name__ == "__main__":
     )
     parser.add_argument("--posts", type=int, default=1000, help="forced posts measured")
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--profile-agent", default="", help="write the agent's cProfile stats")
+    parser.add_argument(
+        "--profile",
+        action="append",
+        default=[],
+        metavar="SERVICE=FILE",
+        help="run a service under cProfile, stats to FILE (repeatable)",
+    )
     print(json.dumps(asyncio.run(main(parser.parse_args()))))
