@@ -36,6 +36,8 @@ _OUTBOX_DELIVERY = {
     social_pb2.OUTBOX_STATE_REJECTED: "rejected",
 }
 TERMINAL = frozenset({"sent", "failed", "rejected"})
+PERSONA_IDS_TTL_S = 10.0
+"""How stale the personas a composition may mention can be (each post read all 1,000 before)."""
 
 
 class Life(Protocol):
@@ -110,6 +112,10 @@ class Fleet:
     life: Life = field(default_factory=NoLife)
     started: float = field(default_factory=time.monotonic)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _parsed: dict[str, tuple[tuple[int, float], PersonaFile]] = field(default_factory=dict)
+    """Each persona's validated file by (version, update time): a post needed it 2-3 times."""
+    _ids: tuple[float, list[str]] | None = None
+    """(monotonic time read, ids of the first 1,000 personas): every composition names them."""
 
     @property
     def clients(self) -> Clients:
@@ -126,7 +132,11 @@ class Fleet:
         record = await self.store.get_persona(agent_id)
         if record is None:
             raise errors.agent_not_found(agent_id)
-        return record, parse(record.config)
+        key = (record.version, record.update_time)
+        cached = self._parsed.get(agent_id)
+        if cached is None or cached[0] != key:
+            cached = self._parsed[agent_id] = (key, parse(record.config))
+        return record, cached[1]
 
     async def state(self, agent_id: str) -> persona_pb2.Persona | None:
         """The persona's state in memory (mood, last post, cursor); None if memory lacks it."""
@@ -153,6 +163,7 @@ class Fleet:
             await self.seed(persona)
         await self.clients.social.ensure_account(persona.id, persona.display_name, credentials(raw))
         record = await self.store.upsert_persona(persona.id, stored_copy(raw), self.clock())
+        self._ids = None
         self.life.persona_changed(persona.id)
         return record
 
@@ -203,6 +214,8 @@ class Fleet:
     async def delete(self, agent_id: str, purge_memory: bool) -> None:
         self.life.persona_removed(agent_id)
         await self.store.delete_persona(agent_id)
+        self._ids = None
+        self._parsed.pop(agent_id, None)
         if purge_memory:
             await self.clients.memory.delete_persona(agent_id)
 
@@ -231,7 +244,7 @@ class Fleet:
         recent = await self.store.list_posts(agent_id, delivery=None, before_seq=None, limit=50)
         memories = await self.clients.memory.recall(agent_id, query, self.recall_top_k)
         mood = convert.mood(state)
-        known = [r.id for r in await self.store.list_personas(limit=1_000) if r.id != agent_id]
+        known = [k for k in await self._persona_ids() if k != agent_id]
         return llm_pb2.CompositionContext(
             mood=llm_pb2.Mood(valence=mood.valence, arousal=mood.arousal, dominance=mood.dominance),
             memories=[
@@ -244,7 +257,7 @@ class Fleet:
                 for m in memories
             ],
             recent_posts=[p.text for p in recent],
-            allowed_handles=[handle_for(k) for k in known][:100],
+            allowed_handles=[handle_for(k) for k in known[:100]],
         )
 
     def too_soon(
@@ -498,6 +511,14 @@ class Fleet:
         )
         self.life.event_created(record)
         return record
+
+    async def _persona_ids(self) -> list[str]:
+        """Ids of the first 1,000 personas, re-read at most every PERSONA_IDS_TTL_S (other
+        replicas create and delete too) and at once after a change made here."""
+        now = time.monotonic()
+        if self._ids is None or now - self._ids[0] >= PERSONA_IDS_TTL_S:
+            self._ids = (now, [r.id for r in await self.store.list_personas(limit=1_000)])
+        return self._ids[1]
 
     def _lock(self, agent_id: str) -> asyncio.Lock:
         return self._locks.setdefault(agent_id, asyncio.Lock())

@@ -74,6 +74,15 @@ async def test_minilm_keeps_input_order_across_sorted_batches(minilm: MiniLMEmbe
     assert _cosines(together, one_by_one).min() >= 0.99999
 
 
+async def test_minilm_concurrent_single_calls_share_batches_and_get_their_own_vector(
+    minilm: MiniLMEmbedder,
+) -> None:
+    texts = [f"{'quite ' * (i % 5)}a text from caller {i}" for i in range(20)]
+    one_by_one = np.concatenate([await minilm.embed([text]) for text in texts])
+    concurrent = np.concatenate(await asyncio.gather(*(minilm.embed([t]) for t in texts)))
+    assert _cosines(concurrent, one_by_one).min() >= 0.99999
+
+
 async def test_minilm_mixes_long_and_short_texts(minilm: MiniLMEmbedder) -> None:
     long = [" ".join(f"memory{i}x{j}" for j in range(300)) for i in range(2)]
     texts = [long[0], "short one", "another short one", long[1], "gm"]

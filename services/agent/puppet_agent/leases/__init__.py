@@ -8,6 +8,7 @@ be recognised as stale.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -39,6 +40,12 @@ class LeaseStore(Protocol):
 
     async def renew(self, key: str, replica_id: str, ttl_s: float) -> Lease | None:
         """Extend our unexpired lease; None if it expired or someone else holds it."""
+        ...
+
+    async def renew_many(
+        self, keys: Sequence[str], replica_id: str, ttl_s: float
+    ) -> dict[str, Lease | None]:
+        """``renew`` for each key, in one round trip (a replica renews all its leases at once)."""
         ...
 
     async def release(self, key: str, replica_id: str) -> bool:

@@ -135,11 +135,10 @@ class Leaser:
     async def _renew(self, wanted: set[str]) -> None:
         held = list(self._held)
         started = time.monotonic()
-        renewed = await asyncio.gather(
-            *(self._store.renew(p, self.replica_id, self.ttl_s) for p in held)
-        )
+        renewed = await self._store.renew_many(held, self.replica_id, self.ttl_s) if held else {}
         self._renewed_at = started
-        for persona_id, lease in zip(held, renewed, strict=True):
+        for persona_id in held:
+            lease = renewed.get(persona_id)
             if lease is None:
                 log.warning("replica %s lost the lease on %s", self.replica_id, persona_id)
                 await self._drop(persona_id, release=False)

@@ -7,8 +7,9 @@ offset to the local clock is measured at ``open`` and refreshed every ``resync_s
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC
 from typing import Any
 
@@ -86,6 +87,12 @@ class MongoLeaseStore:
             return_document=ReturnDocument.AFTER,
         )
         return None if doc is None else _lease(doc)
+
+    async def renew_many(
+        self, keys: Sequence[str], replica_id: str, ttl_s: float
+    ) -> dict[str, Lease | None]:
+        renewed = await asyncio.gather(*(self.renew(key, replica_id, ttl_s) for key in keys))
+        return dict(zip(keys, renewed, strict=True))
 
     async def release(self, key: str, replica_id: str) -> bool:
         now = await self._now()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from puppet_runtime.sqlite import ThreadedConnection, transaction
@@ -44,6 +44,13 @@ class SqliteLeaseStore:
 
     async def renew(self, key: str, replica_id: str, ttl_s: float) -> Lease | None:
         return await self._db.run(transaction, _renew, key, replica_id, ttl_s, self._clock())
+
+    async def renew_many(
+        self, keys: Sequence[str], replica_id: str, ttl_s: float
+    ) -> dict[str, Lease | None]:
+        return await self._db.run(
+            transaction, _renew_many, list(keys), replica_id, ttl_s, self._clock()
+        )
 
     async def release(self, key: str, replica_id: str) -> bool:
         return await self._db.run(transaction, _release, key, replica_id, self._clock())
@@ -89,6 +96,12 @@ def _renew(
     if row is None or row.replica_id != replica_id or row.expires_at <= now:
         return None
     return _write(db, Lease(key, replica_id, row.token, now + ttl_s))
+
+
+def _renew_many(
+    db: sqlite3.Connection, keys: list[str], replica_id: str, ttl_s: float, now: float
+) -> dict[str, Lease | None]:
+    return {key: _renew(db, key, replica_id, ttl_s, now) for key in keys}
 
 
 def _release(db: sqlite3.Connection, key: str, replica_id: str, now: float) -> bool:
