@@ -200,6 +200,13 @@ async def test_wallet_setup_imports_the_key_and_sets_the_policy_once(
     assert await trading.setup_wallet(chain, memory, "maker", raw) == made
     assert await audit(world) == before  # a restart or a re-sent file changes nothing
 
+    bad = "not-a-key-0O0O0O"
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await suite.agent.CreateAgent(pb.CreateAgentRequest(persona=trader("bad", world.usdc, bad)))
+    assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert bad not in str(refused.value.details())
+    assert await suite.core.fleet.store.get_persona("bad") is None
+
     raw["solana_integration"]["trading_enabled"] = False
     await trading.setup_wallet(chain, memory, "maker", raw)
     got = await world.chain.GetPolicy(cpb.GetPolicyRequest(name=f"{made.name}/policy"))
@@ -237,6 +244,7 @@ async def test_a_trade_confirms_on_chain_and_is_announced_from_its_receipt(
     bought = trading.decimal(receipt.amount_out.amount, receipt.amount_out.decimals)
     [prompt] = trade_prompts(world)
     assert f"swapped {sold} SOL for {bought} USDC" in prompt
+    assert f"price: {receipt.realized_price:.6g} USDC per SOL" in prompt
     item = await suite.social.GetOutboxItem(spb.GetOutboxItemRequest(name=post.outbox_item))
     assert list(item.item.texts) == [post.text]
     assert item.item.name.startswith("accounts/trader/")
