@@ -187,35 +187,50 @@ async def setup_wallet(
         ServiceError: INVALID_ARGUMENT when chain refuses the key; UNAVAILABLE when chain is;
             FAILED_PRECONDITION (CHAIN_REFUSED) when chain refuses to make the wallet.
     """
-    trades = plan(raw)
     wallet = await chain.wallet(agent_id)
     digest = policy_digest(raw)
+    if wallet is not None and applied == digest:
+        return wallet
     done = "wallet kept"
     if wallet is None:
-        if trades is None:
+        if plan(raw) is None:
             return None
-        key = private_key(raw)
-        request_id = f"wallet-{wallet_id(agent_id)}"[:128]
-        if key is not None:
-            wallet = await chain.import_wallet(agent_id, wallet_id(agent_id), key, request_id)
-            done = "wallet imported"
-        else:
-            wallet = await chain.create_wallet(agent_id, wallet_id(agent_id), request_id)
-            done = "wallet created"
-    elif applied == digest:
-        return wallet
+        wallet, done = await _make_wallet(chain, agent_id, raw)
+    done += await _apply_policy(chain, memory, agent_id, wallet, raw)
+    log.info("chain setup of %s (%s): %s", agent_id, wallet.name, done)
+    return wallet
+
+
+async def _make_wallet(
+    chain: ChainClient, agent_id: str, raw: dict[str, Any]
+) -> tuple[chain_pb2.Wallet, str]:
+    key = private_key(raw)
+    request_id = f"wallet-{wallet_id(agent_id)}"[:128]
+    if key is not None:
+        imported = await chain.import_wallet(agent_id, wallet_id(agent_id), key, request_id)
+        return imported, "wallet imported"
+    made = await chain.create_wallet(agent_id, wallet_id(agent_id), request_id)
+    return made, "wallet created"
+
+
+async def _apply_policy(
+    chain: ChainClient,
+    memory: MemoryClient,
+    agent_id: str,
+    wallet: chain_pb2.Wallet,
+    raw: dict[str, Any],
+) -> str:
     policy, fields = policy_for(raw)
     policy.name = f"{wallet.name}/policy"
     try:
         current = await chain.policy(policy.name)
         if all(getattr(current, f) == getattr(policy, f) for f in fields):
-            done += ", policy kept"
+            done = ", policy kept"
         else:
             await chain.update_policy(policy, fields)
-            done += ", policy set"
-        await memory.set_state(agent_id, POLICY_STATE, digest)
+            done = ", policy set"
     except FailedPrecondition as err:
         log.warning("chain policy of %s not set: %s", agent_id, err.message)
-        done += ", policy not set"
-    log.info("chain setup of %s (%s): %s", agent_id, wallet.name, done)
-    return wallet
+        return ", policy not set"
+    await memory.set_state(agent_id, POLICY_STATE, policy_digest(raw))
+    return done

@@ -11,7 +11,6 @@ import grpc
 from google.protobuf import field_mask_pb2
 from puppet.chain.v1 import chain_pb2
 from puppet.chain.v1 import chain_service_pb2 as chain_pb
-from puppet_runtime import FailedPrecondition
 from puppet_runtime.testing import status_of
 
 from puppet_agent import errors
@@ -41,7 +40,7 @@ class ChainClient:
         request = chain_pb.ImportWalletRequest(
             wallet_id=wallet_id, agent=f"agents/{agent_id}", secret=secret, request_id=request_id
         )
-        with _setup("ImportWallet", agent_id):
+        with _setup("ImportWallet"):
             response = await self.stub.ImportWallet(request, metadata=self._admin())
         return response.wallet
 
@@ -51,7 +50,7 @@ class ChainClient:
         request = chain_pb.CreateWalletRequest(
             wallet_id=wallet_id, agent=f"agents/{agent_id}", request_id=request_id
         )
-        with _setup("CreateWallet", agent_id):
+        with _setup("CreateWallet"):
             return (await self.stub.CreateWallet(request)).wallet
 
     async def policy(self, name: str) -> chain_pb2.Policy:
@@ -96,7 +95,7 @@ class ChainClient:
 
 
 @contextmanager
-def _setup(op: str, agent_id: str = "") -> Iterator[None]:
+def _setup(op: str) -> Iterator[None]:
     """Wallet setup failures as ours: a refused key is the persona file's fault; chain being
     down is UNAVAILABLE; any other refusal (e.g. a missing admin token) is CHAIN_REFUSED."""
     try:
@@ -110,6 +109,4 @@ def _setup(op: str, agent_id: str = "") -> Iterator[None]:
             raise errors.persona_invalid(
                 [("solana_integration.private_key", "chain refused the key")]
             ) from None
-        raise FailedPrecondition(
-            "CHAIN_REFUSED", f"Chain refused {op} for {agent_id or 'a wallet'}: {reason}."
-        ) from err
+        raise errors.chain_refused(op, reason) from err
