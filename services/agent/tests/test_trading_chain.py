@@ -28,6 +28,7 @@ from puppet_llm.providers.fake import FakeProvider
 from puppet_llm.server import build as build_llm
 from puppet_llm.settings import LlmSettings
 from puppet_runtime import ServiceError, started_server
+from puppet_runtime.testing import status_of
 from pydantic import SecretStr
 from solders.keypair import Keypair
 
@@ -327,3 +328,19 @@ async def test_mentions_never_reach_the_chain_audit_log(world: World, suite_fact
     assert all(e.actor in ("agents/injected", "operator", "service") for e in before)
     actions = await world.chain.ListActions(cpb.ListActionsRequest(parent=wallet.name))
     assert list(actions.actions) == []
+
+
+async def test_without_the_admin_token_nothing_trades(world: World, suite_factory: Any) -> None:
+    overrides = {k: v for k, v in world.overrides.items() if k != "chain_admin_token"}
+    suite = await suite_factory(**overrides)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await suite.agent.CreateAgent(pb.CreateAgentRequest(persona=trader("keyed", world.usdc)))
+    _, info, _ = status_of(refused.value)
+    assert info is not None
+    assert (info.reason, info.metadata["chain_reason"]) == ("CHAIN_REFUSED", "ADMIN_TOKEN_REQUIRED")
+    await suite.agent.CreateAgent(pb.CreateAgentRequest(persona=trader("keyless", world.usdc, "")))
+    assert await suite.core.runner.trade_once("keyless") == "ACTION_STATE_DENIED"
+    wallet = await wallet_of(world, "keyless")
+    got = await world.chain.GetPolicy(cpb.GetPolicyRequest(name=f"{wallet.name}/policy"))
+    assert not got.policy.enabled  # chain's default holds; the operator sets the policy
+    assert await announcements(suite, "keyless") == []
