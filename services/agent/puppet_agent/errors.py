@@ -70,6 +70,14 @@ def unavailable(service: str) -> Unavailable:
     )
 
 
+def chain_refused(op: str, chain_reason: str) -> FailedPrecondition:
+    return FailedPrecondition(
+        "CHAIN_REFUSED",
+        f"The chain service refused {op}: {chain_reason}.",
+        {"chain_reason": chain_reason},
+    )
+
+
 def admin_token_required() -> Unauthenticated:
     return Unauthenticated(
         "ADMIN_TOKEN_REQUIRED", "This call needs the admin token (authorization: Bearer ...)."

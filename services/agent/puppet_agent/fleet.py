@@ -23,6 +23,7 @@ from puppet_agent import convert, errors
 from puppet_agent.clients import Clients, handle_for
 from puppet_agent.personas import PersonaFile, PersonaInvalid, parse, stored_copy
 from puppet_agent.store import AgentStore, EventRecord, PersonaRecord, PostRecord
+from puppet_agent.trading import private_key, setup_wallet
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +163,8 @@ class Fleet:
         if persona.initial_memory is not None:
             await self.seed(persona)
         await self.clients.social.ensure_account(persona.id, persona.display_name, credentials(raw))
+        if self.clients.chain is not None and private_key(raw) is not None:
+            await setup_wallet(self.clients.chain, self.clients.memory, persona.id, raw)
         record = await self.store.upsert_persona(persona.id, stored_copy(raw), self.clock())
         self._ids = None
         self.life.persona_changed(persona.id)

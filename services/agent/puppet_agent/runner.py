@@ -349,7 +349,13 @@ class Runner:
         last = float(saved["last_trade_time"]) if "last_trade_time" in saved else None
         if not plan.due(self._rng, now=now, last=last, today=done_today):
             return "not due"
-        wallet = await chain.wallet(agent_id)
+        wallet = await trading.setup_wallet(
+            chain,
+            self._fleet.clients.memory,
+            agent_id,
+            record.config if record else {},
+            applied=saved.get(trading.POLICY_STATE),
+        )
         lamports = plan.draw_lamports(self._rng)
         if wallet is None or lamports <= 0:
             return "no wallet" if wallet is None else "nothing to trade"

@@ -55,6 +55,9 @@ def open_clients(settings: AgentSettings) -> Clients:
         llm_addr=settings.llm_addr,
         social_addr=settings.social_addr,
         chain_addr=settings.chain_addr,
+        chain_admin_token=(
+            settings.chain_admin_token.get_secret_value() if settings.chain_admin_token else None
+        ),
         network=network,
         timeout_s=settings.request_timeout_s,
     )

@@ -29,6 +29,8 @@ class AgentSettings(ServiceSettings):
     """host:port of SocialService (required)."""
     chain_addr: str | None = None
     """host:port of ChainService; unset means no persona trades."""
+    chain_admin_token: SecretStr | None = None
+    """Chain's admin token, sent with ImportWallet and UpdatePolicy at wallet setup."""
     agents_dir: Path | None = Path("config/agents")
     """Directory of persona files loaded at start (legacy JSON); unset loads none."""
     data_dir: Path = Path("data/agent")

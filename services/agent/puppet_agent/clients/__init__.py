@@ -40,6 +40,7 @@ class Clients:
         llm_addr: str,
         social_addr: str,
         chain_addr: str | None,
+        chain_admin_token: str | None = None,
         network: int = social_pb2.NETWORK_SANDBOX,
         timeout_s: float = 10.0,
     ) -> Clients:
@@ -67,7 +68,7 @@ class Clients:
                 timeout_s=timeout_s,
             )
             channels.append(chain_channel)
-            chain = ChainClient(chain_rpc.ChainServiceStub(chain_channel))
+            chain = ChainClient(chain_rpc.ChainServiceStub(chain_channel), chain_admin_token)
         return cls(
             MemoryClient(memory_rpc.MemoryServiceStub(memory)),
             LlmClient(llm_rpc.LlmServiceStub(llm)),
