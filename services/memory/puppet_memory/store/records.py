@@ -2,12 +2,112 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from puppet_memory.store import Mood, PersonaRow, RelationshipRow, Vector
+from puppet_memory.store import (
+    Channel,
+    IndexSnapshot,
+    Kind,
+    MemoryRow,
+    Mood,
+    PersonaRow,
+    RelationshipRow,
+    Vector,
+)
+
+MEMORY_FIELDS = (
+    "agent",
+    "memory_id",
+    "kind",
+    "content",
+    "importance",
+    "valence",
+    "associations",
+    "metadata",
+    "source",
+    "channel",
+    "trust",
+    "create_time_us",
+    "update_time_us",
+    "model",
+    "vector",
+)
+"""A memory's stored fields, in SQLite column order; MongoDB documents use the same keys."""
+
+
+def memory_doc(m: MemoryRow) -> dict[str, Any]:
+    """m keyed by MEMORY_FIELDS, as plain values; the vector as little-endian float32 bytes."""
+    return {
+        "agent": m.agent,
+        "memory_id": m.memory_id,
+        "kind": int(m.kind),
+        "content": m.content,
+        "importance": m.importance,
+        "valence": m.valence,
+        "associations": list(m.associations),
+        "metadata": dict(m.metadata),
+        "source": m.source,
+        "channel": int(m.channel),
+        "trust": m.trust,
+        "create_time_us": m.create_time_us,
+        "update_time_us": m.update_time_us,
+        "model": m.embedding_model,
+        "vector": vector_bytes(m.vector),
+    }
+
+
+def memory_row(doc: Mapping[str, Any]) -> MemoryRow:
+    """The inverse of memory_doc()."""
+    return MemoryRow(
+        agent=doc["agent"],
+        memory_id=doc["memory_id"],
+        kind=Kind(doc["kind"]),
+        content=doc["content"],
+        importance=doc["importance"],
+        valence=doc["valence"],
+        associations=tuple(doc["associations"]),
+        metadata=doc["metadata"],
+        source=doc["source"],
+        channel=Channel(doc["channel"]),
+        trust=doc["trust"],
+        create_time_us=doc["create_time_us"],
+        update_time_us=doc["update_time_us"],
+        embedding_model=doc["model"],
+        vector=vector_of(bytes(doc["vector"])),
+    )
+
+
+def persona_row(agent: str, doc: Mapping[str, Any]) -> PersonaRow:
+    """A persona from its store-owned counters and its persona_state() dict under "state"."""
+    base = PersonaRow(
+        agent=agent,
+        create_time_us=doc["create_time_us"],
+        memory_count=doc["memory_count"],
+        core_count=doc["core_count"],
+        embedding_model=doc["embedding_model"],
+        embedding_dimension=doc["embedding_dimension"],
+        memory_revision=doc["memory_revision"],
+    )
+    return with_state(base, doc["state"])
+
+
+def index_snapshot(revision: int, dim: int, rows: Sequence[Sequence[Any]]) -> IndexSnapshot:
+    """A snapshot from rows of (memory_id, kind, importance, trust, create_time_us, vector)."""
+    n = len(rows)
+    blob = b"".join(r[5] for r in rows)
+    return IndexSnapshot(
+        revision=revision,
+        ids=[r[0] for r in rows],
+        vectors=np.frombuffer(blob, dtype="<f4").reshape(n, dim).astype(np.float32),
+        kinds=np.fromiter((r[1] for r in rows), dtype=np.int8, count=n),
+        importance=np.fromiter((r[2] for r in rows), dtype=np.float32, count=n),
+        trust=np.fromiter((r[3] for r in rows), dtype=np.float32, count=n),
+        create_time_us=np.fromiter((r[4] for r in rows), dtype=np.int64, count=n),
+    )
 
 
 def persona_state(row: PersonaRow) -> dict[str, Any]:
