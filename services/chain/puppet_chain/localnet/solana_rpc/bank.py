@@ -17,10 +17,7 @@ from solders.litesvm import LiteSVM
 from solders.message import MessageV0
 from solders.pubkey import Pubkey
 from solders.signature import Signature
-from solders.system_program import (
-    TransferParams,
-    transfer,
-)
+from solders.system_program import TransferParams, transfer
 from solders.token.state import Mint, TokenAccount
 from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata

@@ -10,9 +10,7 @@ from solders.hash import Hash
 from solders.message import from_bytes_versioned
 from solders.signature import Signature
 from solders.transaction_metadata import FailedTransactionMetadata
-from solders.transaction_status import (
-    TransactionErrorFieldless,
-)
+from solders.transaction_status import TransactionErrorFieldless
 
 from puppet_chain.localnet.solana_rpc.accounts import account_json
 from puppet_chain.localnet.solana_rpc.bank import Bank

@@ -11,10 +11,7 @@ from solders.hash import Hash
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.signature import Signature
-from solders.system_program import (
-    CreateAccountParams,
-    create_account,
-)
+from solders.system_program import CreateAccountParams, create_account
 from solders.token.associated import get_associated_token_address
 from solders.token.state import TokenAccount
 from solders.transaction import VersionedTransaction
