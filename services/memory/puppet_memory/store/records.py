@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -39,45 +39,50 @@ MEMORY_FIELDS = (
 """A memory's stored fields, in SQLite column order; MongoDB documents use the same keys."""
 
 
-def memory_doc(m: MemoryRow) -> dict[str, Any]:
-    """m keyed by MEMORY_FIELDS, as plain values; the vector as little-endian float32 bytes."""
-    return {
-        "agent": m.agent,
-        "memory_id": m.memory_id,
-        "kind": int(m.kind),
-        "content": m.content,
-        "importance": m.importance,
-        "valence": m.valence,
-        "associations": list(m.associations),
-        "metadata": dict(m.metadata),
-        "source": m.source,
-        "channel": int(m.channel),
-        "trust": m.trust,
-        "create_time_us": m.create_time_us,
-        "update_time_us": m.update_time_us,
-        "model": m.embedding_model,
-        "vector": vector_bytes(m.vector),
-    }
+def _same(value: Any) -> Any:
+    return value
 
 
-def memory_row(doc: Mapping[str, Any]) -> MemoryRow:
-    """The inverse of memory_doc()."""
+def memory_values(m: MemoryRow, pack: Callable[[Any], Any] = _same) -> tuple[Any, ...]:
+    """m's values in MEMORY_FIELDS order; pack encodes associations (a list) and metadata (a
+    dict); the vector is little-endian float32 bytes."""
+    return (
+        m.agent,
+        m.memory_id,
+        int(m.kind),
+        m.content,
+        m.importance,
+        m.valence,
+        pack(list(m.associations)),
+        pack(dict(m.metadata)),
+        m.source,
+        int(m.channel),
+        m.trust,
+        m.create_time_us,
+        m.update_time_us,
+        m.embedding_model,
+        vector_bytes(m.vector),
+    )
+
+
+def memory_row(values: Sequence[Any], unpack: Callable[[Any], Any] = _same) -> MemoryRow:
+    """The inverse of memory_values(m, pack) given the inverse of pack."""
     return MemoryRow(
-        agent=doc["agent"],
-        memory_id=doc["memory_id"],
-        kind=Kind(doc["kind"]),
-        content=doc["content"],
-        importance=doc["importance"],
-        valence=doc["valence"],
-        associations=tuple(doc["associations"]),
-        metadata=doc["metadata"],
-        source=doc["source"],
-        channel=Channel(doc["channel"]),
-        trust=doc["trust"],
-        create_time_us=doc["create_time_us"],
-        update_time_us=doc["update_time_us"],
-        embedding_model=doc["model"],
-        vector=vector_of(bytes(doc["vector"])),
+        agent=values[0],
+        memory_id=values[1],
+        kind=Kind(values[2]),
+        content=values[3],
+        importance=values[4],
+        valence=values[5],
+        associations=tuple(unpack(values[6])),
+        metadata=unpack(values[7]),
+        source=values[8],
+        channel=Channel(values[9]),
+        trust=values[10],
+        create_time_us=values[11],
+        update_time_us=values[12],
+        embedding_model=values[13],
+        vector=vector_of(bytes(values[14])),
     )
 
 

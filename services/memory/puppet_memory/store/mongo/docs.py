@@ -16,7 +16,13 @@ from puppet_memory.store import (
     PersonaRow,
     RevisionConflictError,
 )
-from puppet_memory.store.records import index_snapshot, memory_doc, memory_row, persona_row
+from puppet_memory.store.records import (
+    MEMORY_FIELDS,
+    index_snapshot,
+    memory_row,
+    memory_values,
+    persona_row,
+)
 from puppet_memory.store.rules import check_request_op
 
 Doc = dict[str, Any]
@@ -29,12 +35,12 @@ def persona_of(doc: Doc) -> PersonaRow:
 
 
 def memory_to_doc(m: MemoryRow) -> Doc:
-    doc = memory_doc(m)
+    doc = dict(zip(MEMORY_FIELDS, memory_values(m), strict=True))
     return {"_id": f"{m.agent}/{m.memory_id}", **doc, "vector": Binary(doc["vector"])}
 
 
 def memory_of(doc: Doc) -> MemoryRow:
-    return memory_row(doc)
+    return memory_row([doc[k] for k in MEMORY_FIELDS])
 
 
 def snapshot(revision: int, dim: int, docs: list[Doc]) -> IndexSnapshot:

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from puppet_memory.store import MemoryRow, PersonaNotFoundError, PersonaRow, RevisionConflictError
-from puppet_memory.store.records import MEMORY_FIELDS, memory_doc, memory_row, persona_row
+from puppet_memory.store.records import MEMORY_FIELDS, memory_row, memory_values, persona_row
 from puppet_memory.store.rules import check_request_op
 
 SCHEMA = """
@@ -58,17 +58,11 @@ def persona_of(r: Sequence[Any]) -> PersonaRow:
 
 
 def memory_of(r: Sequence[Any]) -> MemoryRow:
-    doc = dict(zip(MEMORY_FIELDS, r, strict=True))
-    doc["associations"] = json.loads(doc["associations"])
-    doc["metadata"] = json.loads(doc["metadata"])
-    return memory_row(doc)
+    return memory_row(r, json.loads)
 
 
 def memory_params(m: MemoryRow) -> tuple[Any, ...]:
-    doc = memory_doc(m)
-    doc["associations"] = json.dumps(doc["associations"])
-    doc["metadata"] = json.dumps(doc["metadata"])
-    return tuple(doc[k] for k in MEMORY_FIELDS)
+    return memory_values(m, json.dumps)
 
 
 def chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
