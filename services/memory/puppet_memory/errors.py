@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from puppet_runtime import (
     Aborted,
     AlreadyExists,
@@ -11,6 +14,19 @@ from puppet_runtime import (
     ResourceExhausted,
     Unavailable,
     invalid_field,
+)
+
+from puppet_memory.domain_base import EmbedderError
+from puppet_memory.store import (
+    BudgetExhaustedError,
+    EmbeddingMismatchError,
+    MemoryNotFoundError,
+    PersonaExistsError,
+    PersonaNotFoundError,
+    RelationshipNotFoundError,
+    RequestIdReusedError,
+    RevisionConflictError,
+    StateTooLargeError,
 )
 
 __all__ = ["invalid_field"]
@@ -84,3 +100,32 @@ def embedder_rejected(name: str) -> FailedPrecondition:
         "The embedding provider refused the service's configuration (key, model or dimension).",
         {"name": name},
     )
+
+
+@contextmanager
+def translated(name: str) -> Iterator[None]:
+    """Domain errors to this service's errors; name is the resource the call is about."""
+    try:
+        yield
+    except PersonaNotFoundError as err:
+        raise persona_not_found(f"agents/{err.args[0]}") from None
+    except PersonaExistsError:
+        raise persona_already_exists(name) from None
+    except MemoryNotFoundError:
+        raise memory_not_found(name) from None
+    except RelationshipNotFoundError:
+        raise relationship_not_found(name) from None
+    except EmbeddingMismatchError as err:
+        raise embedding_mismatch(err.expected, err.got) from None
+    except BudgetExhaustedError as err:
+        raise budget_exhausted(name, err.budget) from None
+    except RequestIdReusedError as err:
+        raise request_id_reused(err.request_id, err.op) from None
+    except RevisionConflictError:
+        raise concurrent_modification(name) from None
+    except StateTooLargeError as err:
+        raise invalid_field("persona.state", f"must have at most {err.args[0]} entries") from None
+    except EmbedderError as err:
+        if err.rejected:
+            raise embedder_rejected(name) from None
+        raise embedder_unavailable(name) from None

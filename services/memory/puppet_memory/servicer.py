@@ -2,78 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from puppet.memory.v1 import memory_service_pb2 as pb
 from puppet.memory.v1 import memory_service_pb2_grpc as rpc
 from puppet_runtime import Context, paging
 
-from puppet_memory import convert, errors, parse
-from puppet_memory.domain import EmbedderError, MemoryDomain
+from puppet_memory import convert, parse
+from puppet_memory.domain import MemoryDomain
+from puppet_memory.errors import translated
 from puppet_memory.store import (
-    BudgetExhaustedError,
-    EmbeddingMismatchError,
-    MemoryNotFoundError,
     Mood,
-    PersonaExistsError,
-    PersonaNotFoundError,
-    RelationshipNotFoundError,
-    RequestIdReusedError,
-    RevisionConflictError,
-    StateTooLargeError,
 )
 from puppet_memory.validation import COUNTERPARTY, MEMORY_ID, Checks
 
 MAX_BATCH = 1_000
-
-
-@contextmanager
-def translated(name: str) -> Iterator[None]:
-    """Domain errors to this service's errors; name is the resource the call is about."""
-    try:
-        yield
-    except PersonaNotFoundError as err:
-        raise errors.persona_not_found(f"agents/{err.args[0]}") from None
-    except PersonaExistsError:
-        raise errors.persona_already_exists(name) from None
-    except MemoryNotFoundError:
-        raise errors.memory_not_found(name) from None
-    except RelationshipNotFoundError:
-        raise errors.relationship_not_found(name) from None
-    except EmbeddingMismatchError as err:
-        raise errors.embedding_mismatch(err.expected, err.got) from None
-    except BudgetExhaustedError as err:
-        raise errors.budget_exhausted(name, err.budget) from None
-    except RequestIdReusedError as err:
-        raise errors.request_id_reused(err.request_id, err.op) from None
-    except RevisionConflictError:
-        raise errors.concurrent_modification(name) from None
-    except StateTooLargeError as err:
-        raise errors.invalid_field(
-            "persona.state", f"must have at most {err.args[0]} entries"
-        ) from None
-    except EmbedderError as err:
-        if err.rejected:
-            raise errors.embedder_rejected(name) from None
-        raise errors.embedder_unavailable(name) from None
-
-
-def _cursor(c: Checks, query: str, token: str, shape: type) -> Any:
-    cursor = c.page_token("page_token", query, token)
-    ok = cursor is None or (
-        isinstance(cursor, str)
-        if shape is str
-        else isinstance(cursor, list)
-        and len(cursor) == 2
-        and type(cursor[0]) is int
-        and isinstance(cursor[1], str)
-    )
-    if not ok:
-        c.fail("page_token", "is not a token this service issued")
-        return None
-    return cursor
 
 
 class MemoryServicer(rpc.MemoryServiceServicer):
@@ -105,7 +48,7 @@ class MemoryServicer(rpc.MemoryServiceServicer):
         size = c.page_size("page_size", request.page_size)
         kinds = c.kinds("kinds", request.kinds)
         query = f"memories|{request.parent}|{sorted(int(k) for k in kinds)}"
-        cursor = _cursor(c, query, request.page_token, list)
+        cursor = c.cursor(query, request.page_token, list)
         c.done()
         with translated(request.parent):
             rows = await self._d.list_memories(
@@ -246,7 +189,7 @@ class MemoryServicer(rpc.MemoryServiceServicer):
     ) -> pb.ListPersonasResponse:
         c = Checks()
         size = c.page_size("page_size", request.page_size)
-        cursor = _cursor(c, "personas", request.page_token, str)
+        cursor = c.cursor("personas", request.page_token, str)
         c.done()
         rows = await self._d.store.list_personas(cursor or "", size + 1)
         token = paging.encode("personas", rows[size - 1].agent) if len(rows) > size else ""
@@ -316,7 +259,7 @@ class MemoryServicer(rpc.MemoryServiceServicer):
         agent = c.agent_name("parent", request.parent)
         size = c.page_size("page_size", request.page_size)
         query = f"relationships|{request.parent}"
-        cursor = _cursor(c, query, request.page_token, str)
+        cursor = c.cursor(query, request.page_token, str)
         c.done()
         with translated(request.parent):
             rows = await self._d.list_relationships(agent, cursor or "", size + 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
@@ -25,6 +26,22 @@ CLOCK_SKEW_US = 60_000_000
 
 class Checks(FieldChecks):
     """This service's field checks."""
+
+    def cursor(self, query: str, token: str, shape: type) -> Any:
+        """The decoded page_token: a str or an [int, str] pair per shape; fails otherwise."""
+        cursor = self.page_token("page_token", query, token)
+        ok = cursor is None or (
+            isinstance(cursor, str)
+            if shape is str
+            else isinstance(cursor, list)
+            and len(cursor) == 2
+            and type(cursor[0]) is int
+            and isinstance(cursor[1], str)
+        )
+        if not ok:
+            self.fail("page_token", "is not a token this service issued")
+            return None
+        return cursor
 
     def agent_name(self, field: str, name: str) -> str:
         agent = name.removeprefix("agents/")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from puppet_memory.store import (
     EmbeddingMismatchError,
@@ -17,6 +17,15 @@ def check_request_op(request_id: str, recorded_op: str, op: str) -> None:
     """An idempotency key belongs to one kind of call."""
     if recorded_op != op:
         raise RequestIdReusedError(request_id, recorded_op)
+
+
+def known_results(found: Iterable[tuple[str, str, str]]) -> dict[str, str]:
+    """request_id to memory_id from recorded (request_id, op, result); each must be a create."""
+    known: dict[str, str] = {}
+    for request_id, op, result in found:
+        check_request_op(request_id, op, "create_memory")
+        known[request_id] = result
+    return known
 
 
 def check_embedding(persona: PersonaRow, rows: Sequence[MemoryRow]) -> tuple[str, int]:
