@@ -171,12 +171,6 @@ def _apply(
 
     One write that raises is rolled back alone and answers its exception; the others commit.
     """
-    if len(group) == 1:  # alone: its own transaction, no savepoint needed
-        work, args = group[0]
-        try:
-            return [transaction(db, work, *args)]
-        except Exception as error:
-            return [error]
     outcomes: list[object] = []
     db.execute("BEGIN IMMEDIATE")
     try:
@@ -391,19 +385,33 @@ class SqliteStore:
         # together, one hop and one transaction for the lot.
         self._queued: list[tuple[Write, tuple[object, ...], asyncio.Future[object]]] = []
         self._drain: asyncio.Task[None] | None = None
+        self._busy = False
 
     async def _write(self, work: Write, *args: object) -> object:
         """work(db, *args) in the next group's transaction; its result or its exception."""
+        if not self._busy:
+            # Nothing in flight: this write goes alone, now; whatever queues meanwhile follows it
+            # as one group. (The flag only forms groups: the store's one thread serialises.)
+            self._busy = True
+            try:
+                return await self._run(transaction, work, *args)
+            finally:
+                self._busy = False
+                self._start_drain()
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         self._queued.append((work, args, future))
-        if self._drain is None:
+        return await future
+
+    def _start_drain(self) -> None:
+        if self._queued and self._drain is None:
+            self._busy = True
             # A fresh context: the drain serves many calls and must not wear one's request id.
             self._drain = asyncio.create_task(
                 self._flush(), name="social-store group commit", context=contextvars.Context()
             )
-        return await future
 
     async def _flush(self) -> None:
+        group: list[tuple[Write, tuple[object, ...], asyncio.Future[object]]] = []
         try:
             while self._queued:
                 group, self._queued = self._queued[:GROUP_MAX], self._queued[GROUP_MAX:]
@@ -418,13 +426,14 @@ class SqliteStore:
                         future.set_exception(outcome)
                     else:
                         future.set_result(outcome)
-        except asyncio.CancelledError:  # closing: nobody will write what is queued
-            for _, _, future in self._queued:
+        except asyncio.CancelledError:  # closing: nobody will answer what is queued
+            for _, _, future in [*group, *self._queued]:
                 future.cancel()
             self._queued.clear()
             raise
         finally:
             self._drain = None
+            self._busy = False
 
     def _remember(self, item: OutboxItem | None) -> None:
         if item is None:
