@@ -80,6 +80,15 @@ async def test_concurrent_writes_stay_at_most_once(store: OutboxStore) -> None:
     assert len(stored) == 40
 
 
+async def test_an_item_created_sending_is_claimed(store: OutboxStore) -> None:
+    new = NewItem("alice", "r1", Action.POST, "now", "", State.SENDING)
+    item, created = await store.create(new, T0)
+    assert created
+    assert (item.state, item.attempts, item.claimed_at) == (State.SENDING, 1, T0)
+    assert await store.get(item.id) == item
+    assert [i.id for i in await store.list_items(states=[State.SENDING])] == [item.id]
+
+
 async def test_due_and_pages(store: OutboxStore) -> None:
     ids = []
     for n in range(5):
