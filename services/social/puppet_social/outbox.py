@@ -7,7 +7,7 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Protocol, runtime_checkable
 
 from puppet_social.network import (
@@ -94,6 +94,7 @@ class Outbox:
         backoff_s: float = 2.0,
         max_backoff_s: float = 900.0,
         max_attempts: int = 8,
+        on_hold: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._network = network
@@ -105,6 +106,7 @@ class Outbox:
         self._max_attempts = max_attempts
         self._unsettled: set[str] = set()
         self._held: set[str] = set()
+        self._on_hold = on_hold
 
     async def enqueue(
         self,
@@ -189,8 +191,9 @@ class Outbox:
     def hold(self, account: str) -> None:
         """Send nothing for the account: the network rejected its credentials (HTTP 401).
 
-        Its items wait instead of failing or backing off, until release. Held accounts are kept
-        in memory: after a restart the first rejected call holds the account again.
+        Its items wait instead of failing or backing off, until release. The set is in memory;
+        on_hold (called when a send meets a 401) is where the owner persists the hold, and a
+        restart holds again the accounts it persisted.
         """
         if account not in self._held:
             log.warning("credentials of %s rejected: its outbox is held", account)
@@ -382,6 +385,8 @@ class Outbox:
         if isinstance(error, CredentialsRejected):
             # Nothing was done; the item waits for credentials that work (release).
             self.hold(item.account)
+            if self._on_hold is not None:
+                await self._on_hold(item.account)
             retry = Change(next_attempt_at=now + HOLD_RECHECK_S, error_reason=HELD)
             await self._move(item.id, State.SENDING, State.QUEUED, retry)
             return

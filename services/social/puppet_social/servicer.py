@@ -179,7 +179,13 @@ class SocialServicer(rpc.SocialServiceServicer):
             raise errors.credentials_rejected(name) from None
         except Transient:
             raise errors.network_unavailable(name) from None
-        return with_changes(record, user_id=user_id, handle=handle, verify_time=social.clock())
+        return with_changes(
+            record,
+            user_id=user_id,
+            handle=handle,
+            verify_time=social.clock(),
+            credentials_rejected=False,
+        )
 
     # accounts
 
