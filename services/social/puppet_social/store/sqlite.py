@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import astuple
 from datetime import datetime
 from pathlib import Path
-from typing import ParamSpec, TypeVar, cast
+from typing import ParamSpec, TypeVar
 
-from puppet_runtime.sqlite import ThreadedConnection, transaction
+from puppet_runtime.sqlite import ThreadedConnection
 
+from puppet_social.groups import GroupCommit
 from puppet_social.network import PostRecord
 from puppet_social.store import (
     NO_CHANGE,
@@ -32,8 +31,6 @@ from puppet_social.store import (
 ROW_CACHE = 4096
 """Outbox rows kept in memory after this process wrote or read them."""
 
-GROUP_MAX = 256
-"""Most outbox writes (creates and transitions) committed in one transaction."""
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -153,40 +150,12 @@ def _transition(
             args.append(value)
     if change.add_attempt:
         sets.append("attempts = attempts + 1")
-    # Runs inside a group's transaction (_apply), so the update and the re-read are one step.
+    # Runs in a transaction (GroupCommit), so the update and the re-read are one step.
     cursor = db.execute(
         f"UPDATE outbox SET {', '.join(sets)} WHERE id = ? AND state = ?",
         (*args, item_id, str(expected)),
     )
     return _select(db, item_id) if cursor.rowcount == 1 else None
-
-
-Write = Callable[..., object]
-
-
-def _apply(
-    db: sqlite3.Connection, group: Sequence[tuple[Write, tuple[object, ...]]]
-) -> list[object]:
-    """Run a group of writes in one transaction, each in a savepoint of its own.
-
-    One write that raises is rolled back alone and answers its exception; the others commit.
-    """
-    outcomes: list[object] = []
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        for work, args in group:
-            db.execute("SAVEPOINT one")
-            try:
-                outcomes.append(work(db, *args))
-            except Exception as error:
-                db.execute("ROLLBACK TO one")
-                outcomes.append(error)
-            db.execute("RELEASE one")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-    return outcomes
 
 
 def _due(db: sqlite3.Connection, now: float, limit: int) -> list[OutboxItem]:
@@ -381,59 +350,8 @@ class SqliteStore:
         self._windows: dict[tuple[str, str], RateWindow | None] = {}
         # Likewise the rows this process wrote last (a write RPC re-reads its item after sending).
         self._rows: OrderedDict[str, OutboxItem] = OrderedDict()
-        # Group commit: outbox writes that queue while a group is on the store's thread go out
-        # together, one hop and one transaction for the lot.
-        self._queued: list[tuple[Write, tuple[object, ...], asyncio.Future[object]]] = []
-        self._drain: asyncio.Task[None] | None = None
-        self._busy = False
-
-    async def _write(self, work: Write, *args: object) -> object:
-        """work(db, *args) in the next group's transaction; its result or its exception."""
-        if not self._busy:
-            # Nothing in flight: this write goes alone, now; whatever queues meanwhile follows it
-            # as one group. (The flag only forms groups: the store's one thread serialises.)
-            self._busy = True
-            try:
-                return await self._run(transaction, work, *args)
-            finally:
-                self._busy = False
-                self._start_drain()
-        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        self._queued.append((work, args, future))
-        return await future
-
-    def _start_drain(self) -> None:
-        if self._queued and self._drain is None:
-            self._busy = True
-            # A fresh context: the drain serves many calls and must not wear one's request id.
-            self._drain = asyncio.create_task(
-                self._flush(), name="social-store group commit", context=contextvars.Context()
-            )
-
-    async def _flush(self) -> None:
-        group: list[tuple[Write, tuple[object, ...], asyncio.Future[object]]] = []
-        try:
-            while self._queued:
-                group, self._queued = self._queued[:GROUP_MAX], self._queued[GROUP_MAX:]
-                try:
-                    outcomes = await self._run(_apply, [(work, args) for work, args, _ in group])
-                except Exception as error:
-                    outcomes = [error] * len(group)
-                for (_, _, future), outcome in zip(group, outcomes, strict=True):
-                    if future.done():  # the caller was cancelled; the write still happened
-                        continue
-                    if isinstance(outcome, BaseException):
-                        future.set_exception(outcome)
-                    else:
-                        future.set_result(outcome)
-        except asyncio.CancelledError:  # closing: nobody will answer what is queued
-            for _, _, future in [*group, *self._queued]:
-                future.cancel()
-            self._queued.clear()
-            raise
-        finally:
-            self._drain = None
-            self._busy = False
+        # Outbox writes that queue while one is on the store's thread go out together.
+        self._writes = GroupCommit(self._conn, "social-store")
 
     def _remember(self, item: OutboxItem | None) -> None:
         if item is None:
@@ -453,15 +371,13 @@ class SqliteStore:
         await self._conn.run(_migrate)
 
     async def close(self) -> None:
-        if self._drain is not None:
-            await asyncio.wait([self._drain])
+        await self._writes.wait()
         await self._conn.close()
         self._windows.clear()
         self._rows.clear()
 
     async def create(self, new: NewItem, now: float) -> tuple[OutboxItem, bool]:
-        outcome = await self._write(_create, new, now)
-        item, created = cast(tuple[OutboxItem, bool], outcome)
+        item, created = await self._writes.write(lambda db: _create(db, new, now))
         self._remember(item)
         return item, created
 
@@ -477,8 +393,8 @@ class SqliteStore:
         self, item_id: str, expected: State, to: State, now: float, change: Change = NO_CHANGE
     ) -> OutboxItem | None:
         check_transition(expected, to)
-        item = cast(
-            OutboxItem | None, await self._write(_transition, item_id, expected, to, now, change)
+        item = await self._writes.write(
+            lambda db: _transition(db, item_id, expected, to, now, change)
         )
         self._remember(item)
         return item
