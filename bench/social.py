@@ -112,7 +112,7 @@ async def timeline_size(stub: SocialServiceAsyncStub) -> int:
 
 
 async def main(
-    posts: int, accounts: int, concurrency: int, latency_calls: int
+    posts: int, accounts: int, concurrency: int, latency_calls: int, profile: str = ""
 ) -> dict[str, object]:
     data = Path(tempfile.mkdtemp(prefix="bench-social-"))
     port = free_port()
@@ -125,7 +125,10 @@ async def main(
         "PUPPET_SOCIAL_DEFAULT_TIER": "unlimited",
         "PUPPET_SOCIAL_MENTION_POLL_INTERVAL_S": "3600",
     }
-    server = await asyncio.create_subprocess_exec(sys.executable, "-m", "puppet_social", env=env)
+    prof = ["-m", "cProfile", "-o", profile] if profile else []
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, *prof, "-m", "puppet_social", env=env
+    )
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             await wait_serving(channel, timeout_s=60)
@@ -175,6 +178,9 @@ if __name__ == "__main__":
     parser.add_argument("--accounts", type=int, default=128)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--latency-calls", type=int, default=500)
+    parser.add_argument("--profile", default="", help="write the server's cProfile stats here")
     args = parser.parse_args()
-    figures = asyncio.run(main(args.posts, args.accounts, args.concurrency, args.latency_calls))
+    figures = asyncio.run(
+        main(args.posts, args.accounts, args.concurrency, args.latency_calls, args.profile)
+    )
     print(json.dumps(figures))

@@ -61,6 +61,8 @@ class AccountRecord:
     credentials: StoredCredentials | None = field(default=None, repr=False)
     verify_time: float = 0.0
     create_time: float = 0.0
+    credentials_rejected: bool = False
+    """Held: the network answered 401 to these credentials (see Outbox.hold)."""
 
 
 class CredentialsKeyError(Exception):

@@ -66,6 +66,7 @@ def account(record: AccountRecord) -> s.Account:
         daily_post_cap=record.daily_post_cap,
         operator=record.operator,
         has_credentials=record.credentials is not None,
+        credentials_rejected=record.credentials_rejected,
         create_time=timestamp(record.create_time),
     )
     if record.verify_time:

@@ -7,7 +7,7 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Protocol, runtime_checkable
 
 from puppet_social.network import (
@@ -94,6 +94,7 @@ class Outbox:
         backoff_s: float = 2.0,
         max_backoff_s: float = 900.0,
         max_attempts: int = 8,
+        on_hold: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._network = network
@@ -105,6 +106,7 @@ class Outbox:
         self._max_attempts = max_attempts
         self._unsettled: set[str] = set()
         self._held: set[str] = set()
+        self._on_hold = on_hold
 
     async def enqueue(
         self,
@@ -126,6 +128,56 @@ class Outbox:
         new = NewItem(account, request_id, action, text, target_post_id, state, agent)
         return await self._store.create(new, self._clock())
 
+    async def submit(
+        self,
+        account: str,
+        request_id: str,
+        action: Action,
+        *,
+        text: str = "",
+        target_post_id: str = "",
+        agent: str = "",
+    ) -> tuple[OutboxItem, bool]:
+        """enqueue, then one send attempt of a new item now (a write RPC); its row and if new.
+
+        When the planner lets it go at once, the row is created already claimed (sending), so
+        the send costs one store step fewer; it is just as durable before the network call.
+        """
+        if account in self._held or action is Action.THREAD:
+            return await self._enqueue_and_send(
+                account, request_id, action, text, target_post_id, agent
+            )
+        if action in POSTING and not text:
+            raise ValueError(f"{action} needs text")
+        if action is not Action.POST and not target_post_id:
+            raise ValueError(f"{action} needs target_post_id")
+        plan = await self._planner.plan(account, ENDPOINTS[action])
+        if not plan.go:
+            return await self._enqueue_and_send(
+                account, request_id, action, text, target_post_id, agent
+            )
+        new = NewItem(account, request_id, action, text, target_post_id, State.SENDING, agent)
+        item, created = await self._store.create(new, self._clock())
+        if not created:
+            return item, False
+        return await self._deliver(item), True
+
+    async def _enqueue_and_send(
+        self,
+        account: str,
+        request_id: str,
+        action: Action,
+        text: str,
+        target_post_id: str,
+        agent: str,
+    ) -> tuple[OutboxItem, bool]:
+        item, new = await self.enqueue(
+            account, request_id, action, text=text, target_post_id=target_post_id, agent=agent
+        )
+        if new and item.state is State.QUEUED:
+            item = await self.send_now(item)
+        return item, new
+
     async def approve(self, item_id: str) -> OutboxItem | None:
         """needs_review -> approved; None if the item is not awaiting review."""
         change = Change(next_attempt_at=self._clock())
@@ -139,8 +191,9 @@ class Outbox:
     def hold(self, account: str) -> None:
         """Send nothing for the account: the network rejected its credentials (HTTP 401).
 
-        Its items wait instead of failing or backing off, until release. Held accounts are kept
-        in memory: after a restart the first rejected call holds the account again.
+        Its items wait instead of failing or backing off, until release. The set is in memory;
+        on_hold (called when a send meets a 401) is where the owner persists the hold, and a
+        restart holds again the accounts it persisted.
         """
         if account not in self._held:
             log.warning("credentials of %s rejected: its outbox is held", account)
@@ -238,16 +291,22 @@ class Outbox:
         claimed = await self._store.transition(item.id, item.state, State.SENDING, now, claim)
         if claimed is None:
             return 0
+        await self._deliver(claimed)
+        return 1
+
+    async def _deliver(self, claimed: OutboxItem) -> OutboxItem:
+        """The network call of a claimed (sending) item and its outcome; the item's new row."""
         try:
             result = await self._call(claimed)
         except NetworkError as error:
             await self._planner.record(claimed.account, error.rate)
             await self._failed_call(claimed, error)
-            return 1
+            return await self._store.get(claimed.id) or claimed
         await self._planner.record(claimed.account, result.rate)
         post_id = result.post.id if result.post is not None else ""
-        await self._move(claimed.id, State.SENDING, State.SENT, Change(network_post_id=post_id))
-        return 1
+        change = Change(network_post_id=post_id)
+        sent = await self._move(claimed.id, State.SENDING, State.SENT, change)
+        return sent or await self._store.get(claimed.id) or claimed
 
     async def _send_thread(self, item: OutboxItem) -> int:
         """Send the parts in order, each its own item replying to the one before.
@@ -326,6 +385,8 @@ class Outbox:
         if isinstance(error, CredentialsRejected):
             # Nothing was done; the item waits for credentials that work (release).
             self.hold(item.account)
+            if self._on_hold is not None:
+                await self._on_hold(item.account)
             retry = Change(next_attempt_at=now + HOLD_RECHECK_S, error_reason=HELD)
             await self._move(item.id, State.SENDING, State.QUEUED, retry)
             return

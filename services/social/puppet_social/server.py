@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from puppet.social.v1 import social_service_pb2 as pb
@@ -19,6 +19,7 @@ from puppet_social.accounts import (
     CredentialCipher,
     MongoAccountStore,
     SqliteAccountStore,
+    with_changes,
 )
 from puppet_social.mentions import MentionPoller
 from puppet_social.network import (
@@ -96,7 +97,9 @@ class PollingNetwork:
     with working credentials lifts it.
     """
 
-    def __init__(self, network: Network, on_rejected: Callable[[AccountRef], None]) -> None:
+    def __init__(
+        self, network: Network, on_rejected: Callable[[AccountRef], Awaitable[None]]
+    ) -> None:
         self._network = network
         self._on_rejected = on_rejected
 
@@ -106,7 +109,7 @@ class PollingNetwork:
         try:
             return await self._network.mentions(account, since_id=since_id, limit=limit)
         except CredentialsRejected:
-            self._on_rejected(account)
+            await self._on_rejected(account)
             raise
 
     async def me(self, account: AccountRef) -> tuple[str, str]:
@@ -166,7 +169,10 @@ class Social:
             await opener()
         await self.accounts.open()
         for record in self.accounts.all():
-            self.poller.add_account(record.account_id)
+            if record.credentials_rejected:  # held before the restart: still held
+                self.outbox.hold(record.account_id)
+            else:
+                self.poller.add_account(record.account_id)
         await self.outbox.reconcile()
         self._tasks = [
             asyncio.create_task(self._outbox_loop(), name="social-outbox"),
@@ -212,14 +218,22 @@ def compose(
     network = network or open_network(settings)
     accounts = Accounts(opened_accounts, default_credentials(settings))
     planner = RatePlanner(opened_store, clock, default_tier=settings.default_tier)
-    outbox = Outbox(opened_store, network, planner, clock, account_ref=accounts.ref)
 
-    def rejected(ref: AccountRef) -> None:
+    async def hold(account_id: str) -> None:
+        """Hold the account (its credentials were rejected) and persist the hold."""
+        outbox.hold(account_id)
+        poller.remove_account(account_id)
+        record = accounts.get(account_id)
+        if record is not None and not record.credentials_rejected:
+            await accounts.save(with_changes(record, credentials_rejected=True))
+
+    outbox = Outbox(opened_store, network, planner, clock, account_ref=accounts.ref, on_hold=hold)
+
+    async def rejected(ref: AccountRef) -> None:
         record = accounts.by_user_id(ref.user_id) if ref.user_id else None
         record = record or accounts.by_handle(ref.handle)
         if record is not None:
-            outbox.hold(record.account_id)
-            poller.remove_account(record.account_id)
+            await hold(record.account_id)
 
     poller = MentionPoller(
         opened_store,

@@ -151,20 +151,23 @@ class SocialServicer(rpc.SocialServiceServicer):
         if outbox.held(record.account_id):
             # X answered 401: nothing is sent for the account until VerifyAccount succeeds.
             raise errors.credentials_rejected(f"accounts/{record.account_id}")
-        row, new = await outbox.enqueue(
-            record.account_id,
-            request_id,
-            action,
-            text=text,
-            target_post_id=target,
-            review=record.review_required,
-            agent=agent,
-        )
+        if record.review_required:
+            row, new = await outbox.enqueue(
+                record.account_id,
+                request_id,
+                action,
+                text=text,
+                target_post_id=target,
+                review=True,
+                agent=agent,
+            )
+        else:
+            # One send attempt of a new item now when there is headroom; the worker does the rest.
+            row, new = await outbox.submit(
+                record.account_id, request_id, action, text=text, target_post_id=target, agent=agent
+            )
         if not new and (row.action, row.text, row.target_post_id) != (action, text, target):
             raise errors.request_id_reused(request_id)
-        if new and row.state is State.QUEUED:
-            # One send attempt of this item now when there is headroom; the worker does the rest.
-            row = await outbox.send_now(row)
         return convert.item(row)
 
     async def _verify(self, record: AccountRecord) -> AccountRecord:
@@ -176,7 +179,13 @@ class SocialServicer(rpc.SocialServiceServicer):
             raise errors.credentials_rejected(name) from None
         except Transient:
             raise errors.network_unavailable(name) from None
-        return with_changes(record, user_id=user_id, handle=handle, verify_time=social.clock())
+        return with_changes(
+            record,
+            user_id=user_id,
+            handle=handle,
+            verify_time=social.clock(),
+            credentials_rejected=False,
+        )
 
     # accounts
 

@@ -14,6 +14,7 @@ from puppet_social.network import (
     NetworkError,
     PostNotFound,
     RateLimited,
+    Result,
     Unauthorized,
 )
 from puppet_social.network.sandbox import (
@@ -406,6 +407,23 @@ async def test_concurrent_posts_get_distinct_ids(sandbox: SandboxNetwork) -> Non
     ids = {r.post.id for r in results if r.post is not None}
     assert len(ids) == 50
     assert len(await sandbox.timeline(limit=100)) == 50
+
+
+async def test_concurrent_refusals_are_committed_alone(sandbox: SandboxNetwork) -> None:
+    # Concurrent writes share a transaction: a refused post (its count committed, X-like) and an
+    # unknown account (rolled back) answer their own errors and leave the others' posts alone.
+    alice = await sandbox.create_account("alice", tier="free")  # 17 posts per 15 minutes
+    bob = await sandbox.create_account("bob", tier="unlimited")
+    calls = [sandbox.create_post(alice, f"a{i}") for i in range(20)]
+    calls += [sandbox.create_post(AccountRef(handle="nobody"), "who")]
+    calls += [sandbox.create_post(bob, f"b{i}") for i in range(6)]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert sum(isinstance(r, RateLimited) for r in results[:20]) == 3
+    assert isinstance(results[20], Unauthorized)
+    assert all(isinstance(r, Result) for r in results[21:])
+    assert len(await sandbox.timeline(limit=100)) == 23
+    with pytest.raises(RateLimited):  # the refusals counted against the window
+        await sandbox.create_post(alice, "still refused")
 
 
 async def test_closed_network_refuses_calls(tmp_path: Path) -> None:

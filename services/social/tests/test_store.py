@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -56,6 +57,36 @@ async def test_transitions_are_compare_and_set(store: OutboxStore) -> None:
     with pytest.raises(InvalidTransition):
         await store.transition(item.id, State.NEEDS_REVIEW, State.SENDING, T0 + 4)
     assert await store.transition("missing", State.QUEUED, State.SENDING, T0) is None
+
+
+async def test_concurrent_writes_stay_at_most_once(store: OutboxStore) -> None:
+    # Concurrent creates and claims may share one transaction (SQLite's group commit): every
+    # create still answers its own row, a repeated request_id the first one, and of two claims
+    # racing for one item exactly one wins.
+    news = [NewItem("alice", f"r{n % 40}", Action.POST, f"t{n % 40}") for n in range(80)]
+    made = await asyncio.gather(*(store.create(new, T0) for new in news))
+    assert sum(created for _, created in made) == 40
+    by_request = {item.request_id: item.id for item, created in made if created}
+    assert all(item.id == by_request[item.request_id] for item, _ in made)
+    claim = Change(claimed_at=T0 + 1, add_attempt=True)
+    ids = [*by_request.values()] * 2
+    claims = await asyncio.gather(
+        *(store.transition(i, State.QUEUED, State.SENDING, T0 + 1, claim) for i in ids)
+    )
+    won = [item for item in claims if item is not None]
+    assert sorted(item.id for item in won) == sorted(by_request.values())
+    assert all(item.attempts == 1 for item in won)
+    stored = await store.list_items(account="alice", states=[State.SENDING], limit=100)
+    assert len(stored) == 40
+
+
+async def test_an_item_created_sending_is_claimed(store: OutboxStore) -> None:
+    new = NewItem("alice", "r1", Action.POST, "now", "", State.SENDING)
+    item, created = await store.create(new, T0)
+    assert created
+    assert (item.state, item.attempts, item.claimed_at) == (State.SENDING, 1, T0)
+    assert await store.get(item.id) == item
+    assert [i.id for i in await store.list_items(states=[State.SENDING])] == [item.id]
 
 
 async def test_due_and_pages(store: OutboxStore) -> None:

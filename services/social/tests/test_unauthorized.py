@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
@@ -13,8 +14,11 @@ from google.protobuf import field_mask_pb2
 from puppet.social.v1 import social_pb2 as s
 from puppet.social.v1 import social_service_pb2 as pb
 from puppet_runtime.testing import load_sibling
+from pymongo import AsyncMongoClient
 
 if TYPE_CHECKING:
+    from puppet.social.v1.social_service_pb2_grpc import SocialServiceAsyncStub
+
     from tests import fake_x, harness
 else:
     fake_x = load_sibling(__file__, "fake_x")
@@ -111,3 +115,51 @@ async def test_revoked_credentials_stop_polling_until_replaced(
         assert fake.requests[MENTIONS] > polls
         item = (await stub.CreatePost(post("back", "p2"))).item
         await harness.until_state(stub, item.name, s.OUTBOX_STATE_SENT)
+
+
+async def store_settings(backend: str, request: pytest.FixtureRequest) -> dict[str, Any]:
+    if backend == "sqlite":
+        return {}
+    uri = request.getfixturevalue("mongo_uri")
+    database = f"t_{uuid.uuid4().hex[:12]}"
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
+    for name in await client[database].list_collection_names():  # nx serves one namespace
+        await client[database].drop_collection(name)
+    await client.close()
+    return {"store": "mongo", "mongo_uri": uri, "mongo_database": database}
+
+
+async def rejected(stub: SocialServiceAsyncStub) -> bool:
+    request = pb.GetAccountRequest(name="accounts/alice")
+    return bool((await stub.GetAccount(request)).account.credentials_rejected)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("mongo", marks=pytest.mark.mongo)])
+async def test_the_hold_survives_a_restart(
+    tmp_path: Path, fake: fake_x.FakeX, backend: str, request: pytest.FixtureRequest
+) -> None:
+    user = fake.add_user("alice_x")
+    config = harness.x_settings(tmp_path, fake, **await store_settings(backend, request))
+    async with harness.serving(config) as stub:
+        await harness.x_account(stub, user, "alice")
+        assert not await rejected(stub)
+        fake.script.append(fake_x.unauthorized("POST /2/tweets"))
+        item = (await stub.CreatePost(post("kept across the restart", "h1"))).item
+        assert item.state == s.OUTBOX_STATE_QUEUED
+        assert await rejected(stub)
+    async with harness.serving(config) as stub:
+        assert await rejected(stub)
+        polls = fake.requests[MENTIONS]
+        await harness.fails(
+            stub.CreatePost(post("refused after the restart", "h2")),
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "CREDENTIALS_REJECTED",
+        )
+        await asyncio.sleep(0.3)  # outbox passes and poll intervals: nothing reaches X
+        assert (fake.requests[MENTIONS], fake.requests["POST /2/tweets"]) == (polls, 1)
+        verified = await stub.VerifyAccount(pb.VerifyAccountRequest(name="accounts/alice"))
+        assert not verified.account.credentials_rejected
+        await harness.until_state(stub, item.name, s.OUTBOX_STATE_SENT)
+    async with harness.serving(config) as stub:
+        assert not await rejected(stub)
+    assert [t.text for t in fake.tweets.values()] == ["kept across the restart"]

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 from puppet_runtime.sqlite import ThreadedConnection
 
-from puppet_social.network import AccountRef, PostNotFound, PostRecord, RateInfo, Result
+from puppet_social.groups import GroupCommit
+from puppet_social.network import (
+    AccountRef,
+    NetworkError,
+    PostNotFound,
+    PostRecord,
+    RateInfo,
+    Result,
+)
 from puppet_social.network import sandbox_db as db
 from puppet_social.network.sandbox_db import (
     UNLIMITED,
@@ -26,6 +36,9 @@ __all__ = [
     "SandboxNetwork",
     "TierLimits",
 ]
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 DEFAULT_TIERS: Mapping[str, TierLimits] = {
     # X API v2 per-user limits of POST /2/tweets and GET /2/users/:id/mentions per access tier.
@@ -55,13 +68,26 @@ class SandboxNetwork:
         self._clock = clock
         self._tiers = {**DEFAULT_TIERS, **(tiers or {})}
         self._db = ThreadedConnection("sandbox-network")
+        # Writes that queue while one is on the database's thread go out together.
+        self._writes = GroupCommit(self._db, "sandbox-network")
 
     async def open(self) -> None:
         await self._db.open(self._path, *db.PRAGMAS)
         await self._db.run(lambda conn: conn.executescript(db.SCHEMA))
 
     async def close(self) -> None:
+        await self._writes.wait()
         await self._db.close()
+
+    async def _write(
+        self,
+        work: Callable[Concatenate[sqlite3.Connection, P], T | NetworkError],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """work in a transaction (grouped with concurrent writes); a NetworkError it returns is
+        committed, then raised (as db.write)."""
+        return await self._writes.write(lambda conn: work(conn, *args, **kwargs))
 
     # Sandbox-only.
 
@@ -86,8 +112,8 @@ class SandboxNetwork:
         tier = tier or ("unlimited" if operator else "free")
         if tier not in self._tiers:
             raise ValueError(f"unknown tier {tier!r}; known: {sorted(self._tiers)}")
-        account = await self._db.run(
-            db.write, db.create_account, handle, display_name, operator, tier, self._clock()
+        account = await self._write(
+            db.create_account, handle, display_name, operator, tier, self._clock()
         )
         return AccountRef(handle=account.handle, user_id=account.user_id)
 
@@ -123,27 +149,21 @@ class SandboxNetwork:
         reply_to: str | None = None,
         quote_of: str | None = None,
     ) -> Result:
-        post, rate = await self._db.run(
-            db.write, db.create_post, self._as(account), text, reply_to, quote_of, self._clock()
+        post, rate = await self._write(
+            db.create_post, self._as(account), text, reply_to, quote_of, self._clock()
         )
         return Result(post, rate)
 
     async def delete_post(self, account: AccountRef, post_id: str) -> Result:
-        rate = await self._db.run(
-            db.write, db.delete_post, self._as(account), post_id, self._clock()
-        )
+        rate = await self._write(db.delete_post, self._as(account), post_id, self._clock())
         return Result(rate=rate)
 
     async def like(self, account: AccountRef, post_id: str) -> Result:
-        rate = await self._db.run(
-            db.write, db.react, self._as(account), "likes", post_id, self._clock()
-        )
+        rate = await self._write(db.react, self._as(account), "likes", post_id, self._clock())
         return Result(rate=rate)
 
     async def repost(self, account: AccountRef, post_id: str) -> Result:
-        rate = await self._db.run(
-            db.write, db.react, self._as(account), "reposts", post_id, self._clock()
-        )
+        rate = await self._write(db.react, self._as(account), "reposts", post_id, self._clock())
         return Result(rate=rate)
 
     async def get_post(self, account: AccountRef, post_id: str) -> Result:
@@ -165,9 +185,7 @@ class SandboxNetwork:
         self, account: AccountRef, *, since_id: str | None = None, limit: int = 100
     ) -> tuple[Sequence[PostRecord], RateInfo | None]:
         limit = min(max(limit, 1), 100)
-        return await self._db.run(
-            db.write, db.mentions, self._as(account), since_id, limit, self._clock()
-        )
+        return await self._write(db.mentions, self._as(account), since_id, limit, self._clock())
 
     def _as(self, account: AccountRef) -> db.Acting:
         return db.Acting(account, self._tiers)

@@ -75,6 +75,7 @@ class NewItem:
     text: str = ""
     target_post_id: str = ""
     state: State = State.QUEUED
+    """QUEUED, NEEDS_REVIEW, or SENDING: created already claimed for a send that starts now."""
     agent: str = ""
     """The persona that asked (agents/{agent}); empty for the operator."""
 
@@ -147,6 +148,8 @@ def mention_key(post_id: str) -> str:
 
 
 def created_item(new: NewItem, now: float) -> OutboxItem:
+    """The row of a new item; one created sending is claimed now (its first attempt)."""
+    claimed = new.state is State.SENDING
     return OutboxItem(
         id=new_id(now),
         account=new.account,
@@ -155,11 +158,11 @@ def created_item(new: NewItem, now: float) -> OutboxItem:
         text=new.text,
         target_post_id=new.target_post_id,
         state=new.state,
-        attempts=0,
+        attempts=int(claimed),
         next_attempt_at=now,
         network_post_id="",
         error_reason="",
-        claimed_at=None,
+        claimed_at=now if claimed else None,
         created_at=now,
         updated_at=now,
         agent=new.agent,

@@ -12,6 +12,7 @@ from typing import ParamSpec, TypeVar
 
 from puppet_runtime.sqlite import ThreadedConnection
 
+from puppet_social.groups import GroupCommit
 from puppet_social.network import PostRecord
 from puppet_social.store import (
     NO_CHANGE,
@@ -29,6 +30,7 @@ from puppet_social.store import (
 
 ROW_CACHE = 4096
 """Outbox rows kept in memory after this process wrote or read them."""
+
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -148,18 +150,12 @@ def _transition(
             args.append(value)
     if change.add_attempt:
         sets.append("attempts = attempts + 1")
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        cursor = db.execute(
-            f"UPDATE outbox SET {', '.join(sets)} WHERE id = ? AND state = ?",
-            (*args, item_id, str(expected)),
-        )
-        item = _select(db, item_id) if cursor.rowcount == 1 else None
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-    return item
+    # Runs in a transaction (GroupCommit), so the update and the re-read are one step.
+    cursor = db.execute(
+        f"UPDATE outbox SET {', '.join(sets)} WHERE id = ? AND state = ?",
+        (*args, item_id, str(expected)),
+    )
+    return _select(db, item_id) if cursor.rowcount == 1 else None
 
 
 def _due(db: sqlite3.Connection, now: float, limit: int) -> list[OutboxItem]:
@@ -354,6 +350,8 @@ class SqliteStore:
         self._windows: dict[tuple[str, str], RateWindow | None] = {}
         # Likewise the rows this process wrote last (a write RPC re-reads its item after sending).
         self._rows: OrderedDict[str, OutboxItem] = OrderedDict()
+        # Outbox writes that queue while one is on the store's thread go out together.
+        self._writes = GroupCommit(self._conn, "social-store")
 
     def _remember(self, item: OutboxItem | None) -> None:
         if item is None:
@@ -373,12 +371,13 @@ class SqliteStore:
         await self._conn.run(_migrate)
 
     async def close(self) -> None:
+        await self._writes.wait()
         await self._conn.close()
         self._windows.clear()
         self._rows.clear()
 
     async def create(self, new: NewItem, now: float) -> tuple[OutboxItem, bool]:
-        item, created = await self._run(_create, new, now)
+        item, created = await self._writes.write(lambda db: _create(db, new, now))
         self._remember(item)
         return item, created
 
@@ -394,7 +393,9 @@ class SqliteStore:
         self, item_id: str, expected: State, to: State, now: float, change: Change = NO_CHANGE
     ) -> OutboxItem | None:
         check_transition(expected, to)
-        item = await self._run(_transition, item_id, expected, to, now, change)
+        item = await self._writes.write(
+            lambda db: _transition(db, item_id, expected, to, now, change)
+        )
         self._remember(item)
         return item
 

@@ -158,6 +158,7 @@ class Account(_message.Message):
     HAS_CREDENTIALS_FIELD_NUMBER: _builtins.int
     VERIFY_TIME_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    CREDENTIALS_REJECTED_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name. Format: accounts/{account}, {account} being 1-64 characters of
     [a-z0-9_-] chosen at creation (usually the persona id; "default" for the shared X account
@@ -184,6 +185,12 @@ class Account(_message.Message):
     has_credentials: _builtins.bool
     """True when credentials are stored for this account (never the credentials themselves).
     Output only.
+    """
+    credentials_rejected: _builtins.bool
+    """True while the account is held because the network rejected its credentials (X answered
+    401): its outbox items wait, mention polling stops and new writes fail with
+    CREDENTIALS_REJECTED. Kept across restarts; a successful VerifyAccount, or UpdateAccount
+    with new credentials, clears it. Output only.
     """
     @_builtins.property
     def agents(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -214,10 +221,11 @@ class Account(_message.Message):
         has_credentials: _builtins.bool = ...,
         verify_time: _timestamp_pb2.Timestamp | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        credentials_rejected: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "verify_time", b"verify_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agents", b"agents", "create_time", b"create_time", "daily_post_cap", b"daily_post_cap", "display_name", b"display_name", "handle", b"handle", "has_credentials", b"has_credentials", "name", b"name", "network", b"network", "operator", b"operator", "review_required", b"review_required", "user_id", b"user_id", "verify_time", b"verify_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agents", b"agents", "create_time", b"create_time", "credentials_rejected", b"credentials_rejected", "daily_post_cap", b"daily_post_cap", "display_name", b"display_name", "handle", b"handle", "has_credentials", b"has_credentials", "name", b"name", "network", b"network", "operator", b"operator", "review_required", b"review_required", "user_id", b"user_id", "verify_time", b"verify_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
