@@ -127,6 +127,12 @@ async def test_grpc_through_envoy_with_live_canary_weights(tmp_path, processes):
             "PUPPET_GATEWAY_DESCRIPTOR": str(tmp_path / "build" / "agent.binpb"),
             "PUPPET_GATEWAY_MEMORY_ADDR": f"127.0.0.1:{stable}",
             "PUPPET_GATEWAY_MEMORY_CANARY_ADDR": f"127.0.0.1:{canary}",
+            # The other services point at ports nobody serves, never at a suite `up` may be
+            # running on the default ports.
+            **{
+                f"PUPPET_GATEWAY_{svc}_ADDR": f"127.0.0.1:{free_port()}"
+                for svc in ("AGENT", "LLM", "SOCIAL", "CHAIN")
+            },
         },
     )
     admin = f"http://127.0.0.1:{admin_port}"
