@@ -278,11 +278,14 @@ class Runner:
         state = await self._fleet.state(agent_id)
         freq = persona.behavior.post_frequency
         last = convert.seconds(state.last_post_time) if state is not None else None
+        scale, floor_h = self._settings.schedule_scale, self._settings.min_post_gap_s / 3600
+        low = max(freq.min_hours_between_posts * scale, floor_h)
         at = next_post_time(
             PostFrequency(
-                min_hours=freq.min_hours_between_posts,
-                max_hours=freq.max_hours_between_posts,
+                min_hours=low,
+                max_hours=max(freq.max_hours_between_posts * scale, low),
                 peak_hours=frozenset(freq.peak_posting_hours),
+                jitter_minutes=PostFrequency.jitter_minutes * scale,
             ),
             now=self._clock(),
             rng=self._rng,
