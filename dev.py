@@ -439,7 +439,7 @@ def _print_where_to_look(data: Path, pace: str, took_s: float) -> None:
     for command, what in (
         ("status", "every service's health and the personas"),
         ("timeline --follow", "the sandbox timeline, live"),
-        ("personas", "personas, next post time, lease"),
+        ("personas", "every persona's run state and mood"),
         ("post 'gm sandbox'", "post as the operator"),
         ("mention tea-critic 'oolong or espresso?'", "mention a persona: it replies"),
         ("event news --data headline='Coffee prices double'", "inject an event (all personas)"),
