@@ -258,16 +258,20 @@ def _healthy(name: str, port: int) -> bool:
 
 
 # Demo pace for `up` (an operator's own PUPPET_* variables win): personas post within a minute
-# (their post gaps scaled from hours to seconds), are prompted to engage each other every half
-# minute, and the sandbox has no X rate limits, so mentions are read every 2 s.
+# (their post gaps scaled from hours to seconds, at least 45 s apart), are prompted to engage
+# each other every 40 s, the local model may take its time, and the sandbox has no X rate
+# limits, so mentions are read every 2 s.
 DEMO_ENV = {
     "PUPPET_AGENT_SCHEDULE_SCALE": str(1 / 360),
-    "PUPPET_AGENT_MIN_POST_GAP_S": "15",
+    "PUPPET_AGENT_MIN_POST_GAP_S": "45",
     "PUPPET_AGENT_FIRST_POST_DELAY_S": "3",
     "PUPPET_AGENT_TICK_S": "5",
-    "PUPPET_AGENT_INTERACTION_EVENT_INTERVAL_S": "30",
-    "PUPPET_AGENT_MOOD_EVENT_INTERVAL_S": "120",
-    "PUPPET_AGENT_NEWS_EVENT_INTERVAL_S": "180",
+    "PUPPET_AGENT_INTERACTION_EVENT_INTERVAL_S": "40",
+    "PUPPET_AGENT_MOOD_EVENT_INTERVAL_S": "180",
+    "PUPPET_AGENT_NEWS_EVENT_INTERVAL_S": "240",
+    # The local model answers one call at a time; on a busy machine a call can wait its turn
+    # longer than the 30 s default (the agent waits 60 s for the llm).
+    "PUPPET_LLM_CALL_TIMEOUT_S": "55",
     "PUPPET_SOCIAL_DEFAULT_TIER": "unlimited",
     "PUPPET_SOCIAL_MENTION_POLL_INTERVAL_S": "2",
 }
@@ -432,7 +436,7 @@ def _print_where_to_look(data: Path, pace: str, took_s: float) -> None:
     if pace == "demo":
         print(
             "\nDemo pace (--pace real for the personas' own rhythm): first posts within a minute,"
-            "\npersonas prompted to engage each other every 30 s, no sandbox rate limits."
+            "\npersonas prompted to engage each other every 40 s, no sandbox rate limits."
         )
     cli = "uv run --frozen --no-sync puppet"
     print("\nWatch and poke it with the puppet CLI (another terminal):")

@@ -279,7 +279,7 @@ class Runner:
         freq = persona.behavior.post_frequency
         last = convert.seconds(state.last_post_time) if state is not None else None
         scale, floor_h = self._settings.schedule_scale, self._settings.min_post_gap_s / 3600
-        low = max(freq.min_hours_between_posts * scale, floor_h)
+        low = max(freq.min_hours_between_posts * scale, floor_h if last is not None else 0.0)
         at = next_post_time(
             PostFrequency(
                 min_hours=low,
