@@ -272,6 +272,9 @@ DEMO_ENV = {
     # The local model answers one call at a time; on a busy machine a call can wait its turn
     # longer than the 30 s default (the agent waits 60 s for the llm).
     "PUPPET_LLM_CALL_TIMEOUT_S": "55",
+    # Fewer recalled memories: shorter prompts, quicker calls, and a reply's prompt (memories
+    # plus the conversation) stays inside the local model's 2,048-token context.
+    "PUPPET_AGENT_RECALL_TOP_K": "3",
     "PUPPET_SOCIAL_DEFAULT_TIER": "unlimited",
     "PUPPET_SOCIAL_MENTION_POLL_INTERVAL_S": "2",
 }

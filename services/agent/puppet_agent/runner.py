@@ -422,7 +422,7 @@ class Runner:
                 async for mention in self._fleet.clients.social.mentions(agent_id, cursor):
                     backoff = 1.0
                     if agent_id not in self._paused:
-                        await self._on_mention(agent_id, mention)
+                        await self._answer_once(agent_id, mention)
                     await self._fleet.clients.memory.set_last_mention(agent_id, mention.post.id)
             except asyncio.CancelledError:
                 raise
@@ -432,6 +432,16 @@ class Runner:
                 )
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 60.0)
+
+    async def _answer_once(self, agent_id: str, mention: social_pb2.Mention) -> None:
+        """Handle a mention; one that fails for good (e.g. the llm refuses) is skipped, so it
+        cannot hold back every later mention. A dependency outage is raised (retried)."""
+        try:
+            await self._on_mention(agent_id, mention)
+        except ServiceError as err:
+            if err.reason.endswith("_UNAVAILABLE"):
+                raise
+            log.warning("mention %s of %s skipped: %s", mention.post.id, agent_id, err.message)
 
     async def _on_mention(self, agent_id: str, mention: social_pb2.Mention) -> None:
         post = mention.post
