@@ -258,6 +258,81 @@ def _healthy(name: str, port: int) -> bool:
     return done.returncode == 0
 
 
+# Demo pace for `up` (an operator's own PUPPET_* variables win): personas post within a minute
+# (their post gaps scaled from hours to seconds, at least 45 s apart), are prompted to engage
+# each other every 40 s, the local model may take its time, and the sandbox has no X rate
+# limits, so mentions are read every 2 s.
+DEMO_ENV = {
+    "PUPPET_AGENT_SCHEDULE_SCALE": str(1 / 360),
+    "PUPPET_AGENT_MIN_POST_GAP_S": "45",
+    "PUPPET_AGENT_FIRST_POST_DELAY_S": "3",
+    "PUPPET_AGENT_TICK_S": "5",
+    "PUPPET_AGENT_INTERACTION_EVENT_INTERVAL_S": "40",
+    "PUPPET_AGENT_MOOD_EVENT_INTERVAL_S": "180",
+    "PUPPET_AGENT_NEWS_EVENT_INTERVAL_S": "240",
+    # The local model answers one call at a time; on a busy machine a call can wait its turn
+    # longer than the 30 s default (the agent waits 60 s for the llm).
+    "PUPPET_LLM_CALL_TIMEOUT_S": "55",
+    # Fewer recalled memories: shorter prompts, quicker calls, and a reply's prompt (memories
+    # plus the conversation) stays inside the local model's 2,048-token context.
+    "PUPPET_AGENT_RECALL_TOP_K": "3",
+    "PUPPET_SOCIAL_DEFAULT_TIER": "unlimited",
+    "PUPPET_SOCIAL_MENTION_POLL_INTERVAL_S": "2",
+}
+
+
+def service_env(
+    name: str, ports: dict[str, int], data: Path, *, pace: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The environment `up` gives one service: port, data dir, dependencies, the pace."""
+    prefix = f"PUPPET_{name.upper()}_"
+    own = {k: v for k, v in (DEMO_ENV if pace is None else pace).items() if k.startswith(prefix)}
+    return {
+        **own,
+        **os.environ,
+        f"{prefix}PORT": str(ports[name]),
+        f"{prefix}DATA_DIR": str(data / name),
+        f"{prefix}LOG_FORMAT": "text",
+        **_dependency_env(name, ports),
+    }
+
+
+def start_service(name: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Start `python -m puppet_<name>` with `env`, its output appended to `log`."""
+    with log.open("ab") as sink:
+        return subprocess.Popen(
+            [venv_python(), "-m", f"puppet_{name}"],
+            cwd=ROOT,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def wait_healthy(proc: subprocess.Popen[bytes], name: str, port: int, timeout_s: float) -> bool:
+    """Wait until the service answers SERVING; False when it exits or the time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while not _healthy(name, port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
+def stop_services(procs: dict[str, subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every running service, newest first, then wait (SIGKILL after 30 s)."""
+    for name, proc in reversed(procs.items()):
+        if proc.poll() is None:
+            say(f"stopping {name}")
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def up(args: argparse.Namespace) -> None:
     """Run every service on embedded defaults (SQLite under ./data, local models) until Ctrl-C."""
     setup(strict=False)
@@ -266,14 +341,8 @@ def up(args: argparse.Namespace) -> None:
     logs = data / "logs"
     logs.mkdir(exist_ok=True)
     procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def stop(*_: object) -> None:
-        for name, proc in procs.items():
-            if proc.poll() is None:
-                say(f"stopping {name}")
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs.values():
-            proc.wait(timeout=30)
+    pace = DEMO_ENV if args.pace == "demo" else {}
+    started = time.monotonic()
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
@@ -281,30 +350,14 @@ def up(args: argparse.Namespace) -> None:
             port = DEFAULT_PORTS[name]
             if _port_open(port):
                 sys.exit(f"port {port} for {name} is taken: is another `dev.py up` running?")
-            env = {
-                **os.environ,
-                f"PUPPET_{name.upper()}_PORT": str(port),
-                f"PUPPET_{name.upper()}_DATA_DIR": str(data / name),
-                f"PUPPET_{name.upper()}_LOG_FORMAT": "text",
-                **_dependency_env(name),
-            }
             say(f"starting {name} on 127.0.0.1:{port} (log: {logs / (name + '.log')})")
-            log = (logs / f"{name}.log").open("ab")
-            procs[name] = subprocess.Popen(
-                [venv_python(), "-m", f"puppet_{name}"],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            deadline = time.monotonic() + 120
-            while not _healthy(name, port):
-                if procs[name].poll() is not None or time.monotonic() > deadline:
-                    sys.exit(f"{name} did not become healthy; see {logs / (name + '.log')}")
-                time.sleep(0.5)
+            env = service_env(name, DEFAULT_PORTS, data, pace=pace)
+            procs[name] = start_service(name, env, logs / f"{name}.log")
+            if not wait_healthy(procs[name], name, port, timeout_s=120):
+                sys.exit(f"{name} did not become healthy; see {logs / (name + '.log')}")
             say(f"{name} is SERVING")
         procs["gateway"] = _start_gateway(data, logs)
-        _print_where_to_look(data)
+        _print_where_to_look(data, args.pace, time.monotonic() - started)
         while all(p.poll() is None for p in procs.values()):
             time.sleep(1)
         failed = [n for n, p in procs.items() if p.poll() is not None]
@@ -312,7 +365,7 @@ def up(args: argparse.Namespace) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        stop()
+        stop_services(procs)
 
 
 GATEWAY_PORT, GATEWAY_ADMIN_PORT = 8080, 9901
@@ -331,14 +384,7 @@ def _start_gateway(data: Path, logs: Path) -> subprocess.Popen[bytes]:
         "PUPPET_GATEWAY_DESCRIPTOR": str(ROOT / "build" / "gateway" / "agent.binpb"),
     }
     say(f"starting the gateway (Envoy) on 127.0.0.1:{GATEWAY_PORT} (log: {logs / 'gateway.log'})")
-    log = (logs / "gateway.log").open("ab")
-    proc = subprocess.Popen(
-        [venv_python(), "-m", "puppet_gateway"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    proc = start_service("gateway", env, logs / "gateway.log")
     deadline = time.monotonic() + 60
     while not _gateway_ready():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -404,12 +450,12 @@ EXAMPLES: dict[str, list[tuple[str, dict[str, object]]]] = {
 }
 
 
-def _dependency_env(name: str) -> dict[str, str]:
+def _dependency_env(name: str, ports: dict[str, int]) -> dict[str, str]:
     """Addresses of the services `name` calls (the agent calls every other one)."""
     if name != "agent":
         return {}
     env = {
-        f"PUPPET_AGENT_{dep.upper()}_ADDR": f"127.0.0.1:{DEFAULT_PORTS[dep]}"
+        f"PUPPET_AGENT_{dep.upper()}_ADDR": f"127.0.0.1:{ports[dep]}"
         for dep in services()
         if dep != "agent"
     }
@@ -419,8 +465,8 @@ def _dependency_env(name: str) -> dict[str, str]:
     return env
 
 
-def _print_where_to_look(data: Path) -> None:
-    print("\nEverything is up. Where to look:")
+def _print_where_to_look(data: Path, pace: str, took_s: float) -> None:
+    print(f"\nEverything is up ({took_s:.0f} s). Where to look:")
     if "agent" in services():
         print(f"  public API (AgentService): grpc 127.0.0.1:{DEFAULT_PORTS['agent']}")
     for name in services():
@@ -432,15 +478,33 @@ def _print_where_to_look(data: Path) -> None:
         "  canary  set PUPPET_GATEWAY_LEGACY_URL / PUPPET_GATEWAY_<SVC>_CANARY_ADDR before `up`,"
         " then `puppet canary status rest` (gateway/README.md)"
     )
-    print(f"  logs    {data / 'logs'}")
-    print("\nTry it (reflection is on, so buf curl knows the schema):")
+    print(f"  logs    {data / 'logs'}   (tail -f {data / 'logs' / 'agent.log'})")
+    if pace == "demo":
+        print(
+            "\nDemo pace (--pace real for the personas' own rhythm): first posts within a minute,"
+            "\npersonas prompted to engage each other every 40 s, no sandbox rate limits."
+        )
+    cli = "uv run --frozen --no-sync puppet"
+    print("\nWatch and poke it with the puppet CLI (another terminal):")
+    for command, what in (
+        ("status", "every service's health and the personas"),
+        ("timeline --follow", "the sandbox timeline, live"),
+        ("personas", "every persona's run state and mood"),
+        ("post 'gm sandbox'", "post as the operator"),
+        ("mention tea-critic 'oolong or espresso?'", "mention a persona: it replies"),
+        ("event news --data headline='Coffee prices double'", "inject an event (all personas)"),
+        ("force-post coffee-snob --topic latte", "make a persona post now"),
+    ):
+        print(f"  {cli} {command:<52} # {what}")
+    print("\nRaw gRPC (reflection is on, so buf curl knows the schema):")
     for name in services():
         for method, body in EXAMPLES.get(name, []):
             print(
                 "  uv run buf curl --protocol grpc --http2-prior-knowledge \\\n"
                 f"    -d '{json.dumps(body)}' http://127.0.0.1:{DEFAULT_PORTS[name]}/{method}"
             )
-    print("\nPress Ctrl-C to stop.", flush=True)
+    print("\nPress Ctrl-C to stop (every service is stopped; data stays for the next run).")
+    print(f"Start afresh: rm -rf {data}", flush=True)
 
 
 def run_service(args: argparse.Namespace) -> None:
@@ -476,6 +540,12 @@ def main() -> None:
     tasks.add_parser("check", help=check.__doc__).set_defaults(run=check)
     p = tasks.add_parser("up", help=up.__doc__)
     p.add_argument("--data-dir", default=str(ROOT / "data"))
+    p.add_argument(
+        "--pace",
+        choices=("demo", "real"),
+        default="demo",
+        help="demo: posts within a minute, see DEMO_ENV; real: the personas' own hours",
+    )
     p.set_defaults(run=up)
     p = tasks.add_parser("run", help=run_service.__doc__)
     p.add_argument("service", choices=SERVICE_ORDER)

@@ -109,6 +109,8 @@ class Fleet:
     """The dependencies' clients; None until attach() (channels belong to the running loop)."""
     provider: str = "persona"
     recall_top_k: int = 8
+    schedule_scale: float = 1.0
+    """Multiplies every persona's minimum gap between posts (a demo setting)."""
     clock: Callable[[], float] = time.time
     life: Life = field(default_factory=NoLife)
     started: float = field(default_factory=time.monotonic)
@@ -270,7 +272,7 @@ class Fleet:
         if state is None or not state.HasField("last_post_time"):
             return None
         last = state.last_post_time.ToMilliseconds() / 1000
-        gap = persona.behavior.post_frequency.min_hours_between_posts * 3600
+        gap = persona.behavior.post_frequency.min_hours_between_posts * 3600 * self.schedule_scale
         if self.clock() - last >= gap:
             return None
         return int(last * 1000), last + gap

@@ -278,11 +278,14 @@ class Runner:
         state = await self._fleet.state(agent_id)
         freq = persona.behavior.post_frequency
         last = convert.seconds(state.last_post_time) if state is not None else None
+        scale, floor_h = self._settings.schedule_scale, self._settings.min_post_gap_s / 3600
+        low = max(freq.min_hours_between_posts * scale, floor_h if last is not None else 0.0)
         at = next_post_time(
             PostFrequency(
-                min_hours=freq.min_hours_between_posts,
-                max_hours=freq.max_hours_between_posts,
+                min_hours=low,
+                max_hours=max(freq.max_hours_between_posts * scale, low),
                 peak_hours=frozenset(freq.peak_posting_hours),
+                jitter_minutes=PostFrequency.jitter_minutes * scale,
             ),
             now=self._clock(),
             rng=self._rng,
@@ -425,7 +428,7 @@ class Runner:
                 async for mention in self._fleet.clients.social.mentions(agent_id, cursor):
                     backoff = 1.0
                     if agent_id not in self._paused:
-                        await self._on_mention(agent_id, mention)
+                        await self._answer_once(agent_id, mention)
                     await self._fleet.clients.memory.set_last_mention(agent_id, mention.post.id)
             except asyncio.CancelledError:
                 raise
@@ -435,6 +438,16 @@ class Runner:
                 )
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 60.0)
+
+    async def _answer_once(self, agent_id: str, mention: social_pb2.Mention) -> None:
+        """Handle a mention; one that fails for good (e.g. the llm refuses) is skipped, so it
+        cannot hold back every later mention. A dependency outage is raised (retried)."""
+        try:
+            await self._on_mention(agent_id, mention)
+        except ServiceError as err:
+            if err.reason.endswith("_UNAVAILABLE"):
+                raise
+            log.warning("mention %s of %s skipped: %s", mention.post.id, agent_id, err.message)
 
     async def _on_mention(self, agent_id: str, mention: social_pb2.Mention) -> None:
         post = mention.post

@@ -117,6 +117,7 @@ def compose(
         clients,
         provider=settings.llm_provider,
         recall_top_k=settings.recall_top_k,
+        schedule_scale=settings.schedule_scale,
     )
     runner = Runner(
         fleet,

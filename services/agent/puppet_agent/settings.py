@@ -54,6 +54,12 @@ class AgentSettings(ServiceSettings):
     """Run personas' lives (schedule, mentions, events); false serves the API only."""
     tick_s: float = Field(default=30.0, gt=0)
     """How often the runner checks schedules and due events, in seconds."""
+    schedule_scale: float = Field(default=1.0, gt=0, le=1)
+    """Demo setting: every persona's post gaps (min/max hours, jitter, the "too soon" threshold)
+    are multiplied by this; `dev.py up` uses 1/360 (a 2-6 h rhythm becomes 20-60 s)."""
+    min_post_gap_s: float = Field(default=0.0, ge=0)
+    """Demo setting: a scheduled gap after a post is never shorter than this, in seconds (a
+    persona's first post is not held back by it)."""
     first_post_delay_s: float = Field(default=10.0, ge=0)
     """Delay before a persona's first scheduled post is planned (legacy: 10 s)."""
     mood_event_interval_s: float = Field(default=4 * 3600.0, ge=0)
