@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -232,12 +233,19 @@ def test(args: argparse.Namespace) -> None:
 
 def check(_: argparse.Namespace) -> None:
     """Everything CI runs: setup, generated-code drift, lint, every test."""
-    started = time.monotonic()
-    setup()
-    gen(argparse.Namespace(check=True))
-    lint(argparse.Namespace())
-    test(argparse.Namespace(services=[], pytest_args=[]))
-    say(f"check passed in {time.monotonic() - started:.0f} s")
+    took: dict[str, float] = {}
+    phases: dict[str, Callable[[], None]] = {
+        "setup": setup,
+        "gen": lambda: gen(argparse.Namespace(check=True)),
+        "lint": lambda: lint(argparse.Namespace()),
+        "test": lambda: test(argparse.Namespace(services=[], pytest_args=[])),
+    }
+    for name, phase in phases.items():
+        started = time.monotonic()
+        phase()
+        took[name] = time.monotonic() - started
+    parts = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in took.items())
+    say(f"check passed in {sum(took.values()):.0f} s ({parts})")
 
 
 def _port_open(port: int) -> bool:
