@@ -79,7 +79,7 @@ def opener(settings: LlmSettings) -> Opener:
             return provider
         try:
             provider = _adapter("local", "local", "LocalProvider")(
-                n_threads=settings.local_threads or None
+                n_threads=settings.local_threads or None, n_ctx=settings.local_context_tokens
             )
         except (NotConfiguredError, ProviderError) as err:
             raise NotConfiguredError(

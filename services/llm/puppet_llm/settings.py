@@ -66,6 +66,9 @@ class LlmSettings(ServiceSettings):
     """Model for Grok personas that name none."""
     local_threads: int = Field(default=0, ge=0, le=64)
     """Decoding threads for the local model; 0 means all usable CPUs but one."""
+    local_context_tokens: int = Field(default=8192, ge=512, le=8192)
+    """The local model's context window (prompt + reply); SmolLM2 was trained on 8,192 tokens.
+    A persona's prompt with its memories and the thread can pass 2,048."""
     local_model: str = "SmolLM2-135M-Instruct"
     """Name the local model is reported and billed under."""
     temperature: float | None = Field(default=None, ge=0, le=2)
