@@ -48,6 +48,7 @@ class Life(Protocol):
     def event_created(self, event: EventRecord) -> None: ...
     def next_post_time(self, agent_id: str) -> float | None: ...
     async def lease(self, agent_id: str) -> tuple[str, float | None]: ...
+    async def leases(self) -> dict[str, tuple[str, float | None]]: ...
 
 
 class NoLife:
@@ -67,6 +68,9 @@ class NoLife:
 
     async def lease(self, agent_id: str) -> tuple[str, float | None]:
         return "", None
+
+    async def leases(self) -> dict[str, tuple[str, float | None]]:
+        return {}
 
 
 def delivery_of(item: social_pb2.OutboxItem, now: float) -> tuple[str, float | None]:
@@ -132,18 +136,29 @@ class Fleet:
         record = await self.store.get_persona(agent_id)
         if record is None:
             raise errors.agent_not_found(agent_id)
+        return record, self.parsed(record)
+
+    def parsed(self, record: PersonaRecord) -> PersonaFile:
+        """The record's validated persona file, parsed once per version."""
         key = (record.version, record.update_time)
-        cached = self._parsed.get(agent_id)
+        cached = self._parsed.get(record.id)
         if cached is None or cached[0] != key:
-            cached = self._parsed[agent_id] = (key, parse(record.config))
-        return record, cached[1]
+            cached = self._parsed[record.id] = (key, parse(record.config))
+        return cached[1]
 
     async def state(self, agent_id: str) -> persona_pb2.Persona | None:
-        """The persona's state in memory (mood, last post, cursor); None if memory lacks it."""
+        """The persona's state in memory (mood, last post, cursor); None if memory lacks it.
+
+        Read through the memory client's cache: see MemoryClient for how stale it can be."""
         try:
             return await self.clients.memory.get_persona(agent_id)
         except NotFound:
             return None
+
+    async def states(self, agent_ids: list[str]) -> list[persona_pb2.Persona | None]:
+        """state() of many personas, in order, in a few memory calls."""
+        found = await self.clients.memory.get_personas(agent_ids)
+        return [found.get(agent_id) for agent_id in agent_ids]
 
     async def put_persona(
         self, raw: dict[str, Any], *, must_exist: str | None = None
@@ -220,8 +235,28 @@ class Fleet:
             await self.clients.memory.delete_persona(agent_id)
 
     async def runtime(self, record: PersonaRecord) -> a.AgentRuntime:
-        state = await self.state(record.id)
-        replica, expires = await self.life.lease(record.id)
+        return (await self.runtimes([record]))[0]
+
+    async def runtimes(self, records: list[PersonaRecord]) -> list[a.AgentRuntime]:
+        """Runtimes of many personas: their states and the lease table read once."""
+        if len(records) == 1:
+            lease = await self.life.lease(records[0].id)
+            holders = {records[0].id: lease}
+        else:
+            holders = await self.life.leases()
+        states = await self.states([r.id for r in records])
+        return [
+            self._runtime(r, s, holders.get(r.id, ("", None)))
+            for r, s in zip(records, states, strict=True)
+        ]
+
+    def _runtime(
+        self,
+        record: PersonaRecord,
+        state: persona_pb2.Persona | None,
+        lease: tuple[str, float | None],
+    ) -> a.AgentRuntime:
+        replica, expires = lease
         last = convert.seconds(state.last_post_time) if state is not None else None
         return a.AgentRuntime(
             agent=f"agents/{record.id}",

@@ -57,6 +57,7 @@ def open_clients(settings: AgentSettings) -> Clients:
         chain_addr=settings.chain_addr,
         network=network,
         timeout_s=settings.request_timeout_s,
+        state_ttl_s=settings.state_cache_s,
     )
 
 

@@ -24,7 +24,7 @@ from puppet_runtime import Context, FieldChecks, paging
 
 from puppet_agent import convert, errors
 from puppet_agent.fleet import Fleet
-from puppet_agent.personas import ID_PATTERN, PersonaFile, parse
+from puppet_agent.personas import ID_PATTERN
 from puppet_agent.store import RequestRecord
 
 M = TypeVar("M", bound=Message)
@@ -137,9 +137,10 @@ class AgentServicer(rpc.AgentServiceServicer):
         records = await self._store.list_personas(after_seq=int(after), limit=size + 1)
         more = len(records) > size
         records = records[:size]
-        states = await asyncio.gather(*(self._fleet.state(r.id) for r in records))
+        states = await self._fleet.states([r.id for r in records])
         agents = [
-            convert.summary(r.id, _parse(r.config), s) for r, s in zip(records, states, strict=True)
+            convert.summary(r.id, self._fleet.parsed(r), s)
+            for r, s in zip(records, states, strict=True)
         ]
         token = paging.encode("agents", records[-1].seq) if more and records else ""
         return pb.ListAgentsResponse(agents=agents, next_page_token=token)
@@ -296,7 +297,7 @@ class AgentServicer(rpc.AgentServiceServicer):
         if must_exist is not None:
             raw.setdefault("id", must_exist)
         record = await self._fleet.put_persona(raw, must_exist=must_exist)
-        return record.id, _parse(record.config).display_name
+        return record.id, self._fleet.parsed(record).display_name
 
     async def CreateAgent(
         self, request: pb.CreateAgentRequest, context: Context
@@ -538,7 +539,7 @@ class AgentServicer(rpc.AgentServiceServicer):
         )
         more = len(records) > size
         records = records[:size]
-        runtimes = await asyncio.gather(*(self._fleet.runtime(r) for r in records))
+        runtimes = await self._fleet.runtimes(records)
         token = paging.encode(query, records[-1].seq) if more and records else ""
         return pb.ListAgentRuntimesResponse(runtimes=runtimes, next_page_token=token)
 
@@ -566,10 +567,6 @@ class AgentServicer(rpc.AgentServiceServicer):
         return pb.ListAgentPostsResponse(
             posts=[convert.agent_post(r) for r in rows], next_page_token=token
         )
-
-
-def _parse(config: dict[str, Any]) -> PersonaFile:
-    return parse(config)
 
 
 def _sent_id(social_post: str) -> str | None:
