@@ -38,6 +38,10 @@ _OUTBOX_DELIVERY = {
 TERMINAL = frozenset({"sent", "failed", "rejected"})
 PERSONA_IDS_TTL_S = 10.0
 """How stale the personas a composition may mention can be (each post read all 1,000 before)."""
+PERSONA_LIST_TTL_S = 1.0
+"""How long a page of persona records is reused by the listings (each GET /api/agents read the
+table): a persona created, replaced, paused or deleted through another replica shows at most
+this late; this replica's own changes drop the pages at once."""
 
 
 class Life(Protocol):
@@ -120,6 +124,10 @@ class Fleet:
     """Each persona's validated file by (version, update time): a post needed it 2-3 times."""
     _ids: tuple[float, list[str]] | None = None
     """(monotonic time read, ids of the first 1,000 personas): every composition names them."""
+    _pages: dict[tuple[int, int, bool | None], tuple[float, list[PersonaRecord]]] = field(
+        default_factory=dict
+    )
+    """(after_seq, limit, paused) -> (monotonic time read, records): the listings' pages."""
 
     @property
     def clients(self) -> Clients:
@@ -137,6 +145,33 @@ class Fleet:
         if record is None:
             raise errors.agent_not_found(agent_id)
         return record, self.parsed(record)
+
+    async def list_personas(
+        self, *, after_seq: int, limit: int, paused: bool | None = None
+    ) -> list[PersonaRecord]:
+        """A page of persona records, reused for at most PERSONA_LIST_TTL_S."""
+        key = (after_seq, limit, paused)
+        now = time.monotonic()
+        found = self._pages.get(key)
+        if found is None or now - found[0] >= PERSONA_LIST_TTL_S:
+            if len(self._pages) >= 64:
+                self._pages.clear()
+            records = await self.store.list_personas(
+                after_seq=after_seq, limit=limit, paused=paused
+            )
+            found = self._pages[key] = (now, records)
+        return found[1]
+
+    async def set_paused(self, agent_id: str, paused: bool) -> PersonaRecord | None:
+        record = await self.store.set_paused(agent_id, paused, self.clock())
+        self._changed()
+        if record is not None:
+            self.life.persona_changed(agent_id)
+        return record
+
+    def _changed(self) -> None:
+        self._ids = None
+        self._pages.clear()
 
     def parsed(self, record: PersonaRecord) -> PersonaFile:
         """The record's validated persona file, parsed once per version."""
@@ -178,7 +213,7 @@ class Fleet:
             await self.seed(persona)
         await self.clients.social.ensure_account(persona.id, persona.display_name, credentials(raw))
         record = await self.store.upsert_persona(persona.id, stored_copy(raw), self.clock())
-        self._ids = None
+        self._changed()
         self.life.persona_changed(persona.id)
         return record
 
@@ -229,7 +264,7 @@ class Fleet:
     async def delete(self, agent_id: str, purge_memory: bool) -> None:
         self.life.persona_removed(agent_id)
         await self.store.delete_persona(agent_id)
-        self._ids = None
+        self._changed()
         self._parsed.pop(agent_id, None)
         if purge_memory:
             await self.clients.memory.delete_persona(agent_id)
