@@ -86,6 +86,10 @@ class AgentServicer(rpc.AgentServiceServicer):
         self._store = fleet.store
         self._admin_token = admin_token
         self._rendered: dict[str, tuple[Any, dict[str, Any]]] = {}
+        self._last_body: (
+            tuple[list[PersonaRecord], list[persona_pb2.Persona | None], bytes] | None
+        ) = None
+        """The last legacy page, reused while its records and states are the same cached objects."""
 
     async def _once(
         self,
@@ -160,12 +164,20 @@ class AgentServicer(rpc.AgentServiceServicer):
         self, request: pb.LegacyListAgentsRequest, context: Context
     ) -> pb.LegacyListAgentsResponse:
         records, states, _ = await self._page(request.page_size, request.page_token)
-        items = [self._summary(r, s) for r, s in zip(records, states, strict=True)]
+        last = self._last_body
+        same = (
+            last is not None
+            and len(last[0]) == len(records)
+            and all(a is b for a, b in zip(last[0], records, strict=True))
+            and all(a is b for a, b in zip(last[1], states, strict=True))
+        )
+        if not same:
+            items = [self._summary(r, s) for r, s in zip(records, states, strict=True)]
+            body = json.dumps(items, separators=(",", ":")).encode()
+            last = self._last_body = (records, states, body)
+        assert last is not None
         return pb.LegacyListAgentsResponse(
-            body=httpbody_pb2.HttpBody(
-                content_type="application/json",
-                data=json.dumps(items, separators=(",", ":")).encode(),
-            )
+            body=httpbody_pb2.HttpBody(content_type="application/json", data=last[2])
         )
 
     async def ListAgents(
