@@ -311,10 +311,13 @@ class Fleet:
     async def context(
         self, agent_id: str, state: persona_pb2.Persona | None, query: str
     ) -> llm_pb2.CompositionContext:
-        recent = await self.store.list_posts(agent_id, delivery=None, before_seq=None, limit=50)
-        memories = await self.clients.memory.recall(agent_id, query, self.recall_top_k)
+        recent, memories, ids = await asyncio.gather(
+            self.store.list_posts(agent_id, delivery=None, before_seq=None, limit=50),
+            self.clients.memory.recall(agent_id, query, self.recall_top_k),
+            self._persona_ids(),
+        )
         mood = convert.mood(state)
-        known = [k for k in await self._persona_ids() if k != agent_id]
+        known = [k for k in ids if k != agent_id]
         return llm_pb2.CompositionContext(
             mood=llm_pb2.Mood(valence=mood.valence, arousal=mood.arousal, dominance=mood.dominance),
             memories=[
@@ -503,35 +506,37 @@ class Fleet:
         now = self.clock()
         delivery, due = delivery_of(item, now)
         sent = item.posts[0] if item.state == social_pb2.OUTBOX_STATE_SENT and item.posts else ""
-        record = await self.store.add_post(
-            PostRecord(
-                id=uuid.uuid4().hex[:16],
-                agent=agent_id,
-                kind=kind,
-                text=text,
-                target_post=target,
-                social_post=sent,
-                outbox_item=item.name,
-                delivery=delivery,
-                scheduled_time=due,
-                create_time=now,
-                trigger=trigger,
-            )
-        )
-        await self.clients.memory.create_memory(
-            agent_id,
-            memory_pb2.Memory(
-                kind=memory_pb2.MEMORY_KIND_POST,
-                content=text[:8_000],
-                importance=0.5,
-                metadata={"kind": kind, "trigger": trigger, "outbox_item": item.name[:1_024]},
-                provenance=memory_pb2.Provenance(
-                    source=agent_id, channel=memory_pb2.PROVENANCE_CHANNEL_POST, trust=1.0
-                ),
+        record, _, _ = await asyncio.gather(
+            self.store.add_post(
+                PostRecord(
+                    id=uuid.uuid4().hex[:16],
+                    agent=agent_id,
+                    kind=kind,
+                    text=text,
+                    target_post=target,
+                    social_post=sent,
+                    outbox_item=item.name,
+                    delivery=delivery,
+                    scheduled_time=due,
+                    create_time=now,
+                    trigger=trigger,
+                )
             ),
-            request_id=derived("post-memory", request_id),
+            self.clients.memory.create_memory(
+                agent_id,
+                memory_pb2.Memory(
+                    kind=memory_pb2.MEMORY_KIND_POST,
+                    content=text[:8_000],
+                    importance=0.5,
+                    metadata={"kind": kind, "trigger": trigger, "outbox_item": item.name[:1_024]},
+                    provenance=memory_pb2.Provenance(
+                        source=agent_id, channel=memory_pb2.PROVENANCE_CHANNEL_POST, trust=1.0
+                    ),
+                ),
+                request_id=derived("post-memory", request_id),
+            ),
+            self.clients.memory.set_last_post(agent_id, _dt(now)),
         )
-        await self.clients.memory.set_last_post(agent_id, _dt(now))
         return record
 
     async def refresh_posts(self, posts: list[PostRecord]) -> list[PostRecord]:

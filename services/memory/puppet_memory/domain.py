@@ -6,6 +6,7 @@ import json
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 
@@ -42,6 +43,7 @@ from puppet_memory.store import (
 log = logging.getLogger(__name__)
 _ATTEMPTS = 3
 _EMBED_BATCH = 64
+_QUERY_CACHE = 1_024
 _GROUP_ROWS = 1_000  # a group of concurrent creates stops growing here
 
 
@@ -111,6 +113,9 @@ class MemoryDomain:
         self.embedder = embedder
         self.default_budget = default_budget
         self._cache = IndexCache(cache_vectors)
+        self._queries: OrderedDict[tuple[str, str], Vector] = OrderedDict()
+        """Recent recall queries' vectors (an agent recalls with the same few texts: its
+        description, its topics), by (embedder model, text); at most _QUERY_CACHE, LRU."""
         self._scanner = Scanner()
         self._creates: GroupCommit[_Create, list[MemoryRow]] = GroupCommit(
             self._flush_creates, weight=lambda c: len(c.inserts), max_weight=_GROUP_ROWS
@@ -297,6 +302,19 @@ class MemoryDomain:
             out.extend(unit(v) for v in got)
         return out
 
+    async def _query_vector(self, text: str) -> Vector:
+        key = (self.embedder.model, text)
+        vector = self._queries.get(key)
+        if vector is None:
+            vector = (await self.embed([text]))[0]
+            vector.flags.writeable = False
+            self._queries[key] = vector
+            if len(self._queries) > _QUERY_CACHE:
+                self._queries.popitem(last=False)
+        else:
+            self._queries.move_to_end(key)
+        return vector
+
     async def get_memory(self, agent: str, memory_id: str) -> MemoryRow:
         found = await self.store.get_memories(agent, [memory_id])
         if found:
@@ -349,7 +367,7 @@ class MemoryDomain:
             return [], persona.embedding_model
         if isinstance(query, str):
             self._check(persona, self.embedder.model, self.embedder.dimension)
-            vector = (await self.embed([query]))[0]
+            vector = await self._query_vector(query)
         else:
             self._check(persona, query[0], int(query[1].shape[0]))
             vector = unit(query[1])
