@@ -354,10 +354,14 @@ class Fleet:
         force: bool = False,
         request_id: str,
         trigger: str = "api",
+        persona: PersonaFile | None = None,
     ) -> Composed:
-        """Compose, hand to the outbox (request_id makes a repeat harmless), remember."""
+        """Compose, hand to the outbox (request_id makes a repeat harmless), remember.
+
+        persona: the caller's copy when it has just read it (saves reading it again)."""
         async with self._lock(agent_id):
-            _, persona = await self.persona(agent_id)
+            if persona is None:
+                _, persona = await self.persona(agent_id)
             state = await self.state(agent_id)
             soon = self.too_soon(persona, state)
             if soon is not None and not force:

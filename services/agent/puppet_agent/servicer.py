@@ -259,7 +259,7 @@ class AgentServicer(rpc.AgentServiceServicer):
             checks.fail("thread_length", "must be 0-25")
         checks.done()
         agent_id = request.agent_id
-        await self._fleet.persona(agent_id)
+        _, persona = await self._fleet.persona(agent_id)
 
         async def work() -> pb.CreatePostResponse:
             done = await self._fleet.create_post(
@@ -268,6 +268,7 @@ class AgentServicer(rpc.AgentServiceServicer):
                 thread_length=request.thread_length,
                 force=request.force,
                 request_id=request.request_id or f"api-{_new_id()}",
+                persona=persona,
             )
             return pb.CreatePostResponse(
                 content=done.text,
