@@ -89,6 +89,8 @@ class MemoryClient:
                 missing.add(agent_id)
             else:
                 out[agent_id] = cached
+        if not missing:
+            return out
         if len(missing) <= FEW_MISSES:
             found = await asyncio.gather(*(self._maybe(a) for a in missing))
             out.update((a, p) for a, p in zip(missing, found, strict=True) if p is not None)
