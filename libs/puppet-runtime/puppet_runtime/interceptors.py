@@ -93,17 +93,17 @@ class _WrappingInterceptor(grpc.aio.ServerInterceptor):
 class RequestIdInterceptor(_WrappingInterceptor):
     """Binds `x-request-id` (incoming, or a fresh uuid4 hex) to the RPC and echoes it.
 
-    The id is echoed in trailing metadata always, and in initial metadata once the first
-    response message is ready. Nothing is sent before that, so a failed call stays a
-    trailers-only response, which the client's retry policy may retry.
+    The id is echoed in trailing metadata always, and for a stream in initial metadata too
+    once the first response message is ready. Nothing is sent before that, so a failed call
+    stays a trailers-only response, which the client's retry policy may retry. A unary call
+    echoes it in trailers only: sending initial metadata is a batch of its own in grpc.aio
+    (~0.2 ms of the event loop per call), which cut GET /api/agents through Envoy by a third.
     """
 
     def _unary(self, behavior: _Behavior, method: str) -> _Behavior:
         async def handle(request: Any, context: _Context) -> Any:
-            request_id = _bind_request_id(context)
-            response = await _call(behavior, request, context)
-            await _send_request_id(context, request_id)
-            return response
+            _bind_request_id(context)
+            return await _call(behavior, request, context)
 
         return handle
 

@@ -279,9 +279,12 @@ def agent_post(post: PostRecord) -> a.AgentPost:
     )
 
 
+def json_value(message: Message) -> dict[str, Any]:
+    """A message as proto3 JSON (every field, camelCase)."""
+    return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+
+
 def json_array(messages: Iterable[Message]) -> bytes:
     """Messages printed as proto3 JSON (every field, camelCase), as one JSON array."""
-    items = [
-        json_format.MessageToDict(m, always_print_fields_with_no_presence=True) for m in messages
-    ]
+    items = [json_value(m) for m in messages]
     return json.dumps(items, separators=(",", ":")).encode()

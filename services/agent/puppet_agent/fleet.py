@@ -39,6 +39,10 @@ _OUTBOX_DELIVERY = {
 TERMINAL = frozenset({"sent", "failed", "rejected"})
 PERSONA_IDS_TTL_S = 10.0
 """How stale the personas a composition may mention can be (each post read all 1,000 before)."""
+PERSONA_LIST_TTL_S = 1.0
+"""How long a page of persona records is reused by the listings (each GET /api/agents read the
+table): a persona created, replaced, paused or deleted through another replica shows at most
+this late; this replica's own changes drop the pages at once."""
 
 
 class Life(Protocol):
@@ -49,6 +53,7 @@ class Life(Protocol):
     def event_created(self, event: EventRecord) -> None: ...
     def next_post_time(self, agent_id: str) -> float | None: ...
     async def lease(self, agent_id: str) -> tuple[str, float | None]: ...
+    async def leases(self) -> dict[str, tuple[str, float | None]]: ...
 
 
 class NoLife:
@@ -68,6 +73,9 @@ class NoLife:
 
     async def lease(self, agent_id: str) -> tuple[str, float | None]:
         return "", None
+
+    async def leases(self) -> dict[str, tuple[str, float | None]]:
+        return {}
 
 
 def delivery_of(item: social_pb2.OutboxItem, now: float) -> tuple[str, float | None]:
@@ -119,6 +127,10 @@ class Fleet:
     """Each persona's validated file by (version, update time): a post needed it 2-3 times."""
     _ids: tuple[float, list[str]] | None = None
     """(monotonic time read, ids of the first 1,000 personas): every composition names them."""
+    _pages: dict[tuple[int, int, bool | None], tuple[float, list[PersonaRecord]]] = field(
+        default_factory=dict
+    )
+    """(after_seq, limit, paused) -> (monotonic time read, records): the listings' pages."""
 
     @property
     def clients(self) -> Clients:
@@ -135,18 +147,56 @@ class Fleet:
         record = await self.store.get_persona(agent_id)
         if record is None:
             raise errors.agent_not_found(agent_id)
+        return record, self.parsed(record)
+
+    async def list_personas(
+        self, *, after_seq: int, limit: int, paused: bool | None = None
+    ) -> list[PersonaRecord]:
+        """A page of persona records, reused for at most PERSONA_LIST_TTL_S."""
+        key = (after_seq, limit, paused)
+        now = time.monotonic()
+        found = self._pages.get(key)
+        if found is None or now - found[0] >= PERSONA_LIST_TTL_S:
+            if len(self._pages) >= 64:
+                self._pages.clear()
+            records = await self.store.list_personas(
+                after_seq=after_seq, limit=limit, paused=paused
+            )
+            found = self._pages[key] = (now, records)
+        return found[1]
+
+    async def set_paused(self, agent_id: str, paused: bool) -> PersonaRecord | None:
+        record = await self.store.set_paused(agent_id, paused, self.clock())
+        self._changed()
+        if record is not None:
+            self.life.persona_changed(agent_id)
+        return record
+
+    def _changed(self) -> None:
+        self._ids = None
+        self._pages.clear()
+
+    def parsed(self, record: PersonaRecord) -> PersonaFile:
+        """The record's validated persona file, parsed once per version."""
         key = (record.version, record.update_time)
-        cached = self._parsed.get(agent_id)
+        cached = self._parsed.get(record.id)
         if cached is None or cached[0] != key:
-            cached = self._parsed[agent_id] = (key, parse(record.config))
-        return record, cached[1]
+            cached = self._parsed[record.id] = (key, parse(record.config))
+        return cached[1]
 
     async def state(self, agent_id: str) -> persona_pb2.Persona | None:
-        """The persona's state in memory (mood, last post, cursor); None if memory lacks it."""
+        """The persona's state in memory (mood, last post, cursor); None if memory lacks it.
+
+        Read through the memory client's cache: see MemoryClient for how stale it can be."""
         try:
             return await self.clients.memory.get_persona(agent_id)
         except NotFound:
             return None
+
+    async def states(self, agent_ids: list[str]) -> list[persona_pb2.Persona | None]:
+        """state() of many personas, in order, in a few memory calls."""
+        found = await self.clients.memory.get_personas(agent_ids)
+        return [found.get(agent_id) for agent_id in agent_ids]
 
     async def put_persona(
         self, raw: dict[str, Any], *, must_exist: str | None = None
@@ -168,7 +218,7 @@ class Fleet:
         if self.clients.chain is not None and private_key(raw) is not None:
             await setup_wallet(self.clients.chain, self.clients.memory, persona.id, raw)
         record = await self.store.upsert_persona(persona.id, stored_copy(raw), self.clock())
-        self._ids = None
+        self._changed()
         self.life.persona_changed(persona.id)
         return record
 
@@ -219,14 +269,34 @@ class Fleet:
     async def delete(self, agent_id: str, purge_memory: bool) -> None:
         self.life.persona_removed(agent_id)
         await self.store.delete_persona(agent_id)
-        self._ids = None
+        self._changed()
         self._parsed.pop(agent_id, None)
         if purge_memory:
             await self.clients.memory.delete_persona(agent_id)
 
     async def runtime(self, record: PersonaRecord) -> a.AgentRuntime:
-        state = await self.state(record.id)
-        replica, expires = await self.life.lease(record.id)
+        return (await self.runtimes([record]))[0]
+
+    async def runtimes(self, records: list[PersonaRecord]) -> list[a.AgentRuntime]:
+        """Runtimes of many personas: their states and the lease table read once."""
+        if len(records) == 1:
+            lease = await self.life.lease(records[0].id)
+            holders = {records[0].id: lease}
+        else:
+            holders = await self.life.leases()
+        states = await self.states([r.id for r in records])
+        return [
+            self._runtime(r, s, holders.get(r.id, ("", None)))
+            for r, s in zip(records, states, strict=True)
+        ]
+
+    def _runtime(
+        self,
+        record: PersonaRecord,
+        state: persona_pb2.Persona | None,
+        lease: tuple[str, float | None],
+    ) -> a.AgentRuntime:
+        replica, expires = lease
         last = convert.seconds(state.last_post_time) if state is not None else None
         return a.AgentRuntime(
             agent=f"agents/{record.id}",
@@ -246,10 +316,13 @@ class Fleet:
     async def context(
         self, agent_id: str, state: persona_pb2.Persona | None, query: str
     ) -> llm_pb2.CompositionContext:
-        recent = await self.store.list_posts(agent_id, delivery=None, before_seq=None, limit=50)
-        memories = await self.clients.memory.recall(agent_id, query, self.recall_top_k)
+        recent, memories, ids = await asyncio.gather(
+            self.store.list_posts(agent_id, delivery=None, before_seq=None, limit=50),
+            self.clients.memory.recall(agent_id, query, self.recall_top_k),
+            self._persona_ids(),
+        )
         mood = convert.mood(state)
-        known = [k for k in await self._persona_ids() if k != agent_id]
+        known = [k for k in ids if k != agent_id]
         return llm_pb2.CompositionContext(
             mood=llm_pb2.Mood(valence=mood.valence, arousal=mood.arousal, dominance=mood.dominance),
             memories=[
@@ -286,10 +359,14 @@ class Fleet:
         force: bool = False,
         request_id: str,
         trigger: str = "api",
+        persona: PersonaFile | None = None,
     ) -> Composed:
-        """Compose, hand to the outbox (request_id makes a repeat harmless), remember."""
+        """Compose, hand to the outbox (request_id makes a repeat harmless), remember.
+
+        persona: the caller's copy when it has just read it (saves reading it again)."""
         async with self._lock(agent_id):
-            _, persona = await self.persona(agent_id)
+            if persona is None:
+                _, persona = await self.persona(agent_id)
             state = await self.state(agent_id)
             soon = self.too_soon(persona, state)
             if soon is not None and not force:
@@ -438,35 +515,37 @@ class Fleet:
         now = self.clock()
         delivery, due = delivery_of(item, now)
         sent = item.posts[0] if item.state == social_pb2.OUTBOX_STATE_SENT and item.posts else ""
-        record = await self.store.add_post(
-            PostRecord(
-                id=uuid.uuid4().hex[:16],
-                agent=agent_id,
-                kind=kind,
-                text=text,
-                target_post=target,
-                social_post=sent,
-                outbox_item=item.name,
-                delivery=delivery,
-                scheduled_time=due,
-                create_time=now,
-                trigger=trigger,
-            )
-        )
-        await self.clients.memory.create_memory(
-            agent_id,
-            memory_pb2.Memory(
-                kind=memory_pb2.MEMORY_KIND_POST,
-                content=text[:8_000],
-                importance=0.5,
-                metadata={"kind": kind, "trigger": trigger, "outbox_item": item.name[:1_024]},
-                provenance=memory_pb2.Provenance(
-                    source=agent_id, channel=memory_pb2.PROVENANCE_CHANNEL_POST, trust=1.0
-                ),
+        record, _, _ = await asyncio.gather(
+            self.store.add_post(
+                PostRecord(
+                    id=uuid.uuid4().hex[:16],
+                    agent=agent_id,
+                    kind=kind,
+                    text=text,
+                    target_post=target,
+                    social_post=sent,
+                    outbox_item=item.name,
+                    delivery=delivery,
+                    scheduled_time=due,
+                    create_time=now,
+                    trigger=trigger,
+                )
             ),
-            request_id=derived("post-memory", request_id),
+            self.clients.memory.create_memory(
+                agent_id,
+                memory_pb2.Memory(
+                    kind=memory_pb2.MEMORY_KIND_POST,
+                    content=text[:8_000],
+                    importance=0.5,
+                    metadata={"kind": kind, "trigger": trigger, "outbox_item": item.name[:1_024]},
+                    provenance=memory_pb2.Provenance(
+                        source=agent_id, channel=memory_pb2.PROVENANCE_CHANNEL_POST, trust=1.0
+                    ),
+                ),
+                request_id=derived("post-memory", request_id),
+            ),
+            self.clients.memory.set_last_post(agent_id, _dt(now)),
         )
-        await self.clients.memory.set_last_post(agent_id, _dt(now))
         return record
 
     async def refresh_posts(self, posts: list[PostRecord]) -> list[PostRecord]:

@@ -129,6 +129,13 @@ class Runner:
             return (held.replica_id, held.expires_at) if held else ("", None)
         return (self.replica_id, None) if agent_id in self._lives else ("", None)
 
+    async def leases(self) -> dict[str, tuple[str, float | None]]:
+        """Every persona's lease holder (one read of the shared lease store)."""
+        if self._leaser is not None and self._leases is not None:
+            held = await self._leases.holders()
+            return {k: (v.replica_id, v.expires_at) for k, v in held.items()}
+        return {agent_id: (self.replica_id, None) for agent_id in self._lives}
+
     # lifecycle
 
     async def start(self) -> None:

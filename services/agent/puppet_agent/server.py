@@ -60,6 +60,7 @@ def open_clients(settings: AgentSettings) -> Clients:
         ),
         network=network,
         timeout_s=settings.request_timeout_s,
+        state_ttl_s=settings.state_cache_s,
     )
 
 

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import json
 import math
 import re
 import time
@@ -19,13 +20,13 @@ from google.protobuf.message import Message
 from puppet.agent.v1 import agent_pb2 as a
 from puppet.agent.v1 import agent_service_pb2 as pb
 from puppet.agent.v1 import agent_service_pb2_grpc as rpc
-from puppet.memory.v1 import memory_pb2
+from puppet.memory.v1 import memory_pb2, persona_pb2
 from puppet_runtime import Context, FieldChecks, paging
 
 from puppet_agent import convert, errors
 from puppet_agent.fleet import Fleet
-from puppet_agent.personas import ID_PATTERN, PersonaFile, parse
-from puppet_agent.store import RequestRecord
+from puppet_agent.personas import ID_PATTERN
+from puppet_agent.store import PersonaRecord, RequestRecord
 
 M = TypeVar("M", bound=Message)
 _ID = re.compile(ID_PATTERN)
@@ -84,6 +85,11 @@ class AgentServicer(rpc.AgentServiceServicer):
         self._fleet = fleet
         self._store = fleet.store
         self._admin_token = admin_token
+        self._rendered: dict[str, tuple[Any, dict[str, Any]]] = {}
+        self._last_body: (
+            tuple[list[PersonaRecord], list[persona_pb2.Persona | None], bytes] | None
+        ) = None
+        """The last legacy page, reused while its records and states are the same cached objects."""
 
     async def _once(
         self,
@@ -129,35 +135,60 @@ class AgentServicer(rpc.AgentServiceServicer):
             uptime=round(time.monotonic() - self._fleet.started, 3),
         )
 
-    async def _summaries(self, page_size: int, page_token: str) -> pb.ListAgentsResponse:
+    async def _page(
+        self, page_size: int, page_token: str
+    ) -> tuple[list[PersonaRecord], list[persona_pb2.Persona | None], str]:
         checks = Checks()
         size = checks.page_size("page_size", page_size, default=1_000, maximum=1_000)
         checks.done()
         after = _cursor("agents", page_token) or 0
-        records = await self._store.list_personas(after_seq=int(after), limit=size + 1)
+        records = await self._fleet.list_personas(after_seq=int(after), limit=size + 1)
         more = len(records) > size
         records = records[:size]
-        states = await asyncio.gather(*(self._fleet.state(r.id) for r in records))
-        agents = [
-            convert.summary(r.id, _parse(r.config), s) for r, s in zip(records, states, strict=True)
-        ]
+        states = await self._fleet.states([r.id for r in records])
         token = paging.encode("agents", records[-1].seq) if more and records else ""
-        return pb.ListAgentsResponse(agents=agents, next_page_token=token)
+        return records, states, token
+
+    def _summary(self, record: PersonaRecord, state: persona_pb2.Persona | None) -> dict[str, Any]:
+        """The legacy JSON of one agent, rendered once per persona version and state."""
+        key = (record.version, record.update_time, state.SerializeToString() if state else None)
+        found = self._rendered.get(record.id)
+        if found is None or found[0] != key:
+            if len(self._rendered) >= 10_000:
+                self._rendered.clear()
+            message = convert.summary(record.id, self._fleet.parsed(record), state)
+            found = self._rendered[record.id] = (key, convert.json_value(message))
+        return found[1]
 
     async def LegacyListAgents(
         self, request: pb.LegacyListAgentsRequest, context: Context
     ) -> pb.LegacyListAgentsResponse:
-        page = await self._summaries(request.page_size, request.page_token)
+        records, states, _ = await self._page(request.page_size, request.page_token)
+        last = self._last_body
+        same = (
+            last is not None
+            and len(last[0]) == len(records)
+            and all(a is b for a, b in zip(last[0], records, strict=True))
+            and all(a is b for a, b in zip(last[1], states, strict=True))
+        )
+        if not same:
+            items = [self._summary(r, s) for r, s in zip(records, states, strict=True)]
+            body = json.dumps(items, separators=(",", ":")).encode()
+            last = self._last_body = (records, states, body)
+        assert last is not None
         return pb.LegacyListAgentsResponse(
-            body=httpbody_pb2.HttpBody(
-                content_type="application/json", data=convert.json_array(page.agents)
-            )
+            body=httpbody_pb2.HttpBody(content_type="application/json", data=last[2])
         )
 
     async def ListAgents(
         self, request: pb.ListAgentsRequest, context: Context
     ) -> pb.ListAgentsResponse:
-        return await self._summaries(request.page_size, request.page_token)
+        records, states, token = await self._page(request.page_size, request.page_token)
+        agents = [
+            convert.summary(r.id, self._fleet.parsed(r), s)
+            for r, s in zip(records, states, strict=True)
+        ]
+        return pb.ListAgentsResponse(agents=agents, next_page_token=token)
 
     async def GetAgent(self, request: pb.GetAgentRequest, context: Context) -> pb.GetAgentResponse:
         agent_id = _checked_id(request.agent_id)
@@ -228,7 +259,7 @@ class AgentServicer(rpc.AgentServiceServicer):
             checks.fail("thread_length", "must be 0-25")
         checks.done()
         agent_id = request.agent_id
-        await self._fleet.persona(agent_id)
+        _, persona = await self._fleet.persona(agent_id)
 
         async def work() -> pb.CreatePostResponse:
             done = await self._fleet.create_post(
@@ -237,6 +268,7 @@ class AgentServicer(rpc.AgentServiceServicer):
                 thread_length=request.thread_length,
                 force=request.force,
                 request_id=request.request_id or f"api-{_new_id()}",
+                persona=persona,
             )
             return pb.CreatePostResponse(
                 content=done.text,
@@ -296,7 +328,7 @@ class AgentServicer(rpc.AgentServiceServicer):
         if must_exist is not None:
             raw.setdefault("id", must_exist)
         record = await self._fleet.put_persona(raw, must_exist=must_exist)
-        return record.id, _parse(record.config).display_name
+        return record.id, self._fleet.parsed(record).display_name
 
     async def CreateAgent(
         self, request: pb.CreateAgentRequest, context: Context
@@ -347,10 +379,9 @@ class AgentServicer(rpc.AgentServiceServicer):
         checks.agent_id(agent_id)
         checks.request_id("request_id", request_id)
         checks.done()
-        record = await self._store.set_paused(agent_id, paused, self._fleet.clock())
+        record = await self._fleet.set_paused(agent_id, paused)
         if record is None:
             raise errors.agent_not_found(agent_id)
-        self._fleet.life.persona_changed(agent_id)
         return await self._fleet.runtime(record)
 
     async def PauseAgent(
@@ -533,12 +564,12 @@ class AgentServicer(rpc.AgentServiceServicer):
         query = f"runtimes:{request.state}"
         after = _cursor(query, request.page_token) or 0
         paused = {a.AGENT_STATE_PAUSED: True, a.AGENT_STATE_RUNNING: False}.get(request.state)
-        records = await self._store.list_personas(
+        records = await self._fleet.list_personas(
             after_seq=int(after), limit=size + 1, paused=paused
         )
         more = len(records) > size
         records = records[:size]
-        runtimes = await asyncio.gather(*(self._fleet.runtime(r) for r in records))
+        runtimes = await self._fleet.runtimes(records)
         token = paging.encode(query, records[-1].seq) if more and records else ""
         return pb.ListAgentRuntimesResponse(runtimes=runtimes, next_page_token=token)
 
@@ -566,10 +597,6 @@ class AgentServicer(rpc.AgentServiceServicer):
         return pb.ListAgentPostsResponse(
             posts=[convert.agent_post(r) for r in rows], next_page_token=token
         )
-
-
-def _parse(config: dict[str, Any]) -> PersonaFile:
-    return parse(config)
 
 
 def _sent_id(social_post: str) -> str | None:

@@ -82,6 +82,9 @@ class AgentSettings(ServiceSettings):
     """Seed of the lives' randomness (schedules, reactions); unset means random."""
     recall_top_k: int = Field(default=8, ge=0, le=20)
     """Memories recalled into each composition."""
+    state_cache_s: float = Field(default=1.0, ge=0, le=60)
+    """How long a persona's state read from memory is reused (this replica's own writes
+    replace it at once): another writer's change shows at most this late. 0 turns it off."""
 
     @model_validator(mode="after")
     def _needs(self) -> AgentSettings:

@@ -128,7 +128,7 @@ class MemoryDomain(Creates):
             return [], persona.embedding_model
         if isinstance(query, str):
             self._check(persona, self.embedder.model, self.embedder.dimension)
-            vector = (await self.embed([query]))[0]
+            vector = await self.query_vector(query)
         else:
             self._check(persona, query[0], int(query[1].shape[0]))
             vector = unit(query[1])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,6 +23,7 @@ from puppet_memory.store import (
 
 log = logging.getLogger(__name__)
 _EMBED_BATCH = 64
+_QUERY_CACHE = 1_024
 
 
 def now_us() -> int:
@@ -57,6 +59,9 @@ class DomainBase:
         self.default_budget = default_budget
         self._cache = IndexCache(cache_vectors)
         self._scanner = Scanner()
+        self._queries: OrderedDict[tuple[str, str], Vector] = OrderedDict()
+        """Recent recall queries' vectors (an agent recalls with the same few texts: its
+        description, its topics), by (embedder model, text); at most _QUERY_CACHE, LRU."""
 
     async def close(self) -> None:
         self._scanner.close()
@@ -91,6 +96,20 @@ class DomainBase:
                 raise EmbedderError(f"embedder returned shape {got.shape}")
             out.extend(unit(v) for v in got)
         return out
+
+    async def query_vector(self, text: str) -> Vector:
+        """The vector of a recall query, from the recent-queries cache when it is there."""
+        key = (self.embedder.model, text)
+        vector = self._queries.get(key)
+        if vector is None:
+            vector = (await self.embed([text]))[0]
+            vector.flags.writeable = False
+            self._queries[key] = vector
+            if len(self._queries) > _QUERY_CACHE:
+                self._queries.popitem(last=False)
+        else:
+            self._queries.move_to_end(key)
+        return vector
 
     async def _index(self, agent: str, persona: PersonaRow) -> PersonaIndex:
         index = self._cache.get(agent, persona.memory_revision)

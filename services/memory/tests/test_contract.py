@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import numpy as np
@@ -808,3 +808,15 @@ async def test_sqlite_store_closes_cleanly(tmp_path) -> None:
     await store.open()
     await store.close()
     await store.close()
+
+
+async def test_a_repeated_recall_query_is_embedded_once(memory: Stub, embedder: Any) -> None:
+    """Recall reuses the vector of a recent query text instead of embedding it again."""
+    await memory.CreateMemory(create("green tea"))
+    before = embedder.calls
+    for _ in range(3):
+        found = await memory.RecallMemories(
+            pb.RecallMemoriesRequest(parent="agents/a1", text="tea?")
+        )
+        assert [x.memory.content for x in found.results] == ["green tea"]
+    assert embedder.calls == before + 1

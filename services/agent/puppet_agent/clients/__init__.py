@@ -43,6 +43,7 @@ class Clients:
         chain_admin_token: str | None = None,
         network: int = social_pb2.NETWORK_SANDBOX,
         timeout_s: float = 10.0,
+        state_ttl_s: float = 0.0,
     ) -> Clients:
         memory = open_channel(
             memory_addr,
@@ -70,7 +71,7 @@ class Clients:
             channels.append(chain_channel)
             chain = ChainClient(chain_rpc.ChainServiceStub(chain_channel), chain_admin_token)
         return cls(
-            MemoryClient(memory_rpc.MemoryServiceStub(memory)),
+            MemoryClient(memory_rpc.MemoryServiceStub(memory), state_ttl_s),
             LlmClient(llm_rpc.LlmServiceStub(llm)),
             SocialClient(social_rpc.SocialServiceStub(social), network),
             chain,

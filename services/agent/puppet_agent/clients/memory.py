@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import asyncio
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import grpc
 from google.protobuf import field_mask_pb2
 from puppet.memory.v1 import memory_pb2, memory_service_pb2, persona_pb2, relationship_pb2
-from puppet_runtime import ServiceError
+from puppet_runtime import NotFound, ServiceError
 
 from puppet_agent.clients.base import calling, ts
 
@@ -18,11 +20,42 @@ if TYPE_CHECKING:
     from puppet.memory.v1.memory_service_pb2_grpc import MemoryServiceAsyncStub
 
 
+FEW_MISSES = 8
+"""Up to this many uncached personas are read one by one; more, with ListPersonas pages."""
+
+
 @dataclass
 class MemoryClient:
-    """MemoryService: persona state, memories, relationships."""
+    """MemoryService: persona state, memories, relationships.
+
+    Persona state (mood, last post, cursor, state map) is read through a cache: an entry is
+    served for at most state_ttl_s after it was read, and this client's own writes replace it
+    with what memory answered. So what a caller sees is this replica's latest write, or another
+    writer's (another replica, an operator calling memory directly) at most state_ttl_s late.
+    0 turns the cache off.
+    """
 
     stub: MemoryServiceAsyncStub
+    state_ttl_s: float = 0.0
+    _states: dict[str, tuple[float, persona_pb2.Persona]] = field(default_factory=dict)
+
+    def _keep(self, agent_id: str, persona: persona_pb2.Persona) -> persona_pb2.Persona:
+        if self.state_ttl_s > 0:
+            self._states[agent_id] = (time.monotonic(), persona)
+        return persona
+
+    def _cached(self, agent_id: str) -> persona_pb2.Persona | None:
+        found = self._states.get(agent_id)
+        if found is None:
+            return None
+        if time.monotonic() - found[0] >= self.state_ttl_s:
+            del self._states[agent_id]
+            return None
+        return found[1]
+
+    def forget(self, agent_id: str) -> None:
+        """Drop the persona's cached state (its next read asks memory)."""
+        self._states.pop(agent_id, None)
 
     async def ensure_persona(self, agent_id: str, display_name: str) -> persona_pb2.Persona:
         request = memory_service_pb2.CreatePersonaRequest(
@@ -33,18 +66,63 @@ class MemoryClient:
             ),
             allow_existing=True,
         )
+        self.forget(agent_id)
         with calling("memory", agent_id):
             return (await self.stub.CreatePersona(request)).persona
 
     async def get_persona(self, agent_id: str) -> persona_pb2.Persona:
+        """The persona's state, from the cache while fresh enough (see the class)."""
+        cached = self._cached(agent_id)
+        if cached is not None:
+            return cached
         request = memory_service_pb2.GetPersonaRequest(name=f"agents/{agent_id}")
         with calling("memory", agent_id):
-            return (await self.stub.GetPersona(request)).persona
+            return self._keep(agent_id, (await self.stub.GetPersona(request)).persona)
+
+    async def get_personas(self, agent_ids: Iterable[str]) -> dict[str, persona_pb2.Persona]:
+        """The states of many personas (those memory has); few calls whatever their number."""
+        out: dict[str, persona_pb2.Persona] = {}
+        missing: set[str] = set()
+        for agent_id in agent_ids:
+            cached = self._cached(agent_id)
+            if cached is None:
+                missing.add(agent_id)
+            else:
+                out[agent_id] = cached
+        if not missing:
+            return out
+        if len(missing) <= FEW_MISSES:
+            found = await asyncio.gather(*(self._maybe(a) for a in missing))
+            out.update((a, p) for a, p in zip(missing, found, strict=True) if p is not None)
+            return out
+        token = ""
+        with calling("memory"):
+            while missing:
+                page = await self.stub.ListPersonas(
+                    memory_service_pb2.ListPersonasRequest(page_size=500, page_token=token)
+                )
+                for persona in page.personas:
+                    agent_id = persona.name.removeprefix("agents/")
+                    self._keep(agent_id, persona)
+                    if agent_id in missing:
+                        missing.discard(agent_id)
+                        out[agent_id] = persona
+                token = page.next_page_token
+                if not token:
+                    break
+        return out
+
+    async def _maybe(self, agent_id: str) -> persona_pb2.Persona | None:
+        try:
+            return await self.get_persona(agent_id)
+        except NotFound:
+            return None
 
     async def delete_persona(self, agent_id: str) -> None:
         request = memory_service_pb2.DeletePersonaRequest(
             name=f"agents/{agent_id}", allow_missing=True
         )
+        self.forget(agent_id)
         with calling("memory", agent_id):
             await self.stub.DeletePersona(request)
 
@@ -65,8 +143,13 @@ class MemoryClient:
         request = memory_service_pb2.UpdatePersonaStateRequest(
             persona=persona, update_mask=field_mask_pb2.FieldMask(paths=paths)
         )
-        with calling("memory", agent_id):
-            await self.stub.UpdatePersonaState(request)
+        try:
+            with calling("memory", agent_id):
+                response = await self.stub.UpdatePersonaState(request)
+        except BaseException:
+            self.forget(agent_id)
+            raise
+        self._keep(agent_id, response.persona)
 
     async def shift_mood(
         self, agent_id: str, dv: float, da: float, dd: float, request_id: str = ""
@@ -78,8 +161,13 @@ class MemoryClient:
             dominance_delta=max(-1.0, min(1.0, dd)),
             request_id=request_id,
         )
-        with calling("memory", agent_id):
-            return (await self.stub.ShiftMood(request)).persona
+        try:
+            with calling("memory", agent_id):
+                persona = (await self.stub.ShiftMood(request)).persona
+        except BaseException:
+            self.forget(agent_id)
+            raise
+        return self._keep(agent_id, persona)
 
     async def create_memory(
         self, agent_id: str, memory: memory_pb2.Memory, request_id: str = ""
