@@ -485,11 +485,16 @@ class Runner:
         depth: int,
         mention: bool,
         key: str,
+        prompted: bool = False,
     ) -> Action:
-        """Decide and act on a post: reply, quote or like through social; relationship, mood."""
+        """Decide and act on a post: reply, quote or like through social; relationship, mood.
+
+        A mention, or a post an interaction_prompt event pointed the persona at (`prompted`), is
+        answered unless a loop breaker applies; any other post goes through the reaction draw.
+        """
         _, persona = await self._fleet.persona(agent_id)
         patterns = persona.behavior.interaction_patterns
-        if mention:  # mentions are always answered unless a loop breaker applies (the proto)
+        if mention or prompted:
             action = Action.REPLY
         else:
             decision = await decide_reaction(
@@ -611,7 +616,9 @@ class Runner:
         posts = await self._fleet.clients.social.recent_posts(target, limit=5)
         if posts:
             post = self._rng.choice(posts)
-            await self.react(agent_id, post, target.lower(), depth=0, mention=False, key=key)
+            await self.react(
+                agent_id, post, target.lower(), depth=0, mention=False, key=key, prompted=True
+            )
             return
         topic = str(data.get("topic") or "")[:280]
         with contextlib.suppress(ServiceError):

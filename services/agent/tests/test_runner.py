@@ -222,3 +222,26 @@ async def test_random_events_are_generated_per_running_persona(suite_factory: An
 
     seen = await until(kinds)
     assert {kind for kind, _ in seen} == {"mood_shift", "interaction_prompt"}
+
+
+async def test_an_interaction_prompt_makes_the_initiator_reply_to_the_target(
+    suite_factory: Any,
+) -> None:
+    """Deliberate difference (README row 35): a prompted interaction is a reply, not a draw."""
+    suite = await suite_factory(run_lives=True)
+    for name in ("ann", "bob"):
+        await suite.agent.CreateAgent(pb.CreateAgentRequest(persona=persona(name, SLOW)))
+    said = await suite.social.CreatePost(
+        spb.CreatePostRequest(
+            parent="accounts/bob", agent="agents/bob", text="steeping a gyokuro", request_id="b-1"
+        )
+    )
+    target_id = await sent_post_id(suite, said.item)
+    data = struct_pb2.Value()
+    data.struct_value.update({"initiatorId": "ann", "targetId": "bob", "topic": "tea"})
+    await suite.agent.CreateEvent(
+        pb.CreateEventRequest(type="interaction_prompt", data=data, target_agent_ids=["ann"])
+    )
+    [reply] = await until(lambda: posts(suite, "ann"))
+    assert reply.kind == a.POST_KIND_REPLY
+    assert reply.target_post.endswith(f"/posts/{target_id}")
