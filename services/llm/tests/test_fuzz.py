@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import timestamp_pb2
+from google.protobuf import field_mask_pb2, timestamp_pb2
 from google.protobuf.descriptor import FieldDescriptor
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -128,6 +128,17 @@ for _method in SERVICE.methods:
 
 def test_every_rpc_has_a_valid_example(stub: rpc.LlmServiceStub) -> None:
     assert set(VALID) == {method.name for method in SERVICE.methods}
+    # The fuzz tests share this server and may have left agents/fuzz a tiny daily budget: lift it.
+    code, details = call(
+        stub.UpdateBudget,
+        pb.UpdateBudgetRequest(
+            budget=m.Budget(name="agents/fuzz/budget"),  # 0: unlimited
+            update_mask=field_mask_pb2.FieldMask(
+                paths=["daily_token_limit", "daily_cost_limit_usd"]
+            ),
+        ),
+    )
+    assert code is grpc.StatusCode.OK, details
     for method, request in VALID.items():
         code, details = call(getattr(stub, method), request)
         assert code is grpc.StatusCode.OK, (method, details)
