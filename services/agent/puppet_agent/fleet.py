@@ -431,9 +431,13 @@ class Fleet:
             if counterparty is not None:
                 context.allowed_handles.append(counterparty.id)
             llm_persona = convert.llm_persona(agent_id, persona, self.provider)
-            compose = self.clients.llm.compose_quote if quote else self.clients.llm.compose_reply
-            composition = await compose(
-                llm_persona, context, target, counterparty, derived("compose", request_id)
+            composition = await self.clients.llm.compose_reply(
+                llm_persona,
+                context,
+                target,
+                counterparty,
+                derived("compose", request_id),
+                quote=quote,
             )
             social_key = derived("reply", request_id)
             link = post.name if post else target_name

@@ -44,34 +44,28 @@ class LlmClient:
         target: llm_pb2.TargetPost,
         counterparty: llm_pb2.Counterparty | None,
         request_id: str,
+        *,
+        quote: bool = False,
     ) -> llm_pb2.Composition:
-        request = llm_service_pb2.ComposeReplyRequest(
-            persona=persona,
-            context=context,
-            target=target,
-            counterparty=counterparty,
-            request_id=request_id,
-        )
+        """A reply to `target`, or a quote of it when `quote` (same inputs, another prompt)."""
         with calling("llm"):
+            if quote:
+                quoted = llm_service_pb2.ComposeQuoteRequest(
+                    persona=persona,
+                    context=context,
+                    target=target,
+                    counterparty=counterparty,
+                    request_id=request_id,
+                )
+                return (await self.stub.ComposeQuote(quoted)).composition
+            request = llm_service_pb2.ComposeReplyRequest(
+                persona=persona,
+                context=context,
+                target=target,
+                counterparty=counterparty,
+                request_id=request_id,
+            )
             return (await self.stub.ComposeReply(request)).composition
-
-    async def compose_quote(
-        self,
-        persona: llm_pb2.Persona,
-        context: llm_pb2.CompositionContext,
-        target: llm_pb2.TargetPost,
-        counterparty: llm_pb2.Counterparty | None,
-        request_id: str,
-    ) -> llm_pb2.Composition:
-        request = llm_service_pb2.ComposeQuoteRequest(
-            persona=persona,
-            context=context,
-            target=target,
-            counterparty=counterparty,
-            request_id=request_id,
-        )
-        with calling("llm"):
-            return (await self.stub.ComposeQuote(request)).composition
 
     async def decide_reaction(
         self,
