@@ -12,36 +12,25 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import hashlib
 import importlib.util
 import json
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
-from puppet_agent.server import build, compose
-from puppet_agent.settings import AgentSettings
+from puppet_agent.testing import running_suite
 from puppet_gateway.config import GatewaySettings, ServiceUpstreams
 from puppet_gateway.descriptors import write_descriptor_set
 from puppet_gateway.envoy import Envoy
 from puppet_gateway.shadow import compare_json
-from puppet_llm.server import build as build_llm
-from puppet_llm.settings import LlmSettings
-from puppet_memory.server import build as build_memory
-from puppet_memory.settings import MemorySettings
-from puppet_runtime import started_server
 from puppet_runtime.testing import free_port
-from puppet_social.server import build as build_social
-from puppet_social.settings import SocialSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 CAPTURES = ROOT / "gateway" / "tests" / "data" / "legacy-captures"
-QUIET: dict[str, Any] = {"port": 0, "drain_s": 0, "shutdown_grace_s": 0, "log_format": "text"}
 
 # Captures whose status class differs on purpose: capture -> (README row, our status class).
 STATUS_DIFFERENCES: dict[str, tuple[int, int]] = {
@@ -74,26 +63,6 @@ SHAPE_DIFFERENCES: dict[str, dict[str, int]] = {
 }
 
 
-class HashingEmbedder:
-    """The memory service's embedder port, filled by word hashing: no model needed."""
-
-    model = "test/hashing-64"
-    dimension = 64
-
-    async def embed(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dimension), np.float32)
-        for row, text in enumerate(texts):
-            for word in re.findall(r"\w+", text.lower()) or [text]:
-                digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
-                out[row, int.from_bytes(digest[:4], "little") % self.dimension] += 1.0
-            norm = np.linalg.norm(out[row])
-            out[row] = out[row] / norm if norm else 1.0 / np.sqrt(self.dimension)
-        return out
-
-    async def close(self) -> None:
-        return None
-
-
 @pytest.fixture
 async def gateway(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     """The suite behind Envoy, REST 100% Python (no legacy backend configured)."""
@@ -107,38 +76,16 @@ async def _suite(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """Memory, llm (fake provider), social (sandbox), agent in-process; Envoy in front."""
     async with AsyncExitStack() as stack:
-
-        async def serve(spec: Any, settings: Any) -> int:
-            started = await stack.enter_async_context(started_server(spec, settings, port=0))
-            return int(started.port)
-
-        memory_settings = MemorySettings(**QUIET, data_dir=tmp_path / "memory")
-        memory = await serve(
-            build_memory(memory_settings, embedder=HashingEmbedder()), memory_settings
+        suite = await stack.enter_async_context(
+            running_suite(
+                tmp_path,
+                social_settings={"default_tier": "unlimited"},
+                agents_dir=ROOT / "config" / "agents",
+            )
         )
-        llm_settings = LlmSettings(
-            **QUIET, data_dir=tmp_path / "llm", default_provider="fake", random_seed=7
-        )
-        llm = await serve(build_llm(llm_settings), llm_settings)
-        social_settings = SocialSettings(
-            **QUIET, data_dir=tmp_path / "social", default_tier="unlimited"
-        )
-        social = await serve(build_social(social_settings), social_settings)
-        settings = AgentSettings(
-            **QUIET,
-            memory_addr=f"127.0.0.1:{memory}",
-            llm_addr=f"127.0.0.1:{llm}",
-            social_addr=f"127.0.0.1:{social}",
-            data_dir=tmp_path / "agent",
-            agents_dir=ROOT / "config" / "agents",
-            llm_provider="default",
-            run_lives=False,
-            random_seed=11,
-        )
-        agent = await serve(build(settings, compose(settings)), settings)
         envoy = Envoy(
             GatewaySettings(
-                services=(ServiceUpstreams("agent", (f"127.0.0.1:{agent}",)),),
+                services=(ServiceUpstreams("agent", (suite.addresses["agent"],)),),
                 runtime_root=tmp_path / "runtime" / "current",
                 descriptor=write_descriptor_set(tmp_path / "agent.binpb"),
                 legacy_url=legacy_url,

@@ -1,0 +1,142 @@
+"""Test kit: the agent and the services it calls (memory, llm, social) in-process on port 0.
+
+One set-up for every suite that drives the real AgentService: the agent's own tests, the CLI's
+and the gateway's legacy-parity e2e. It lives with the agent because it wires the agent's
+settings; memory, llm and social are its dev dependencies (see the agent's pyproject), so the
+image, built without dev dependencies, never imports this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import numpy as np
+from puppet.agent.v1 import agent_service_pb2_grpc as agent_rpc
+from puppet.social.v1 import social_service_pb2_grpc as social_rpc
+from puppet_llm.server import build as build_llm
+from puppet_llm.settings import LlmSettings
+from puppet_memory.server import build as build_memory
+from puppet_memory.settings import MemorySettings
+from puppet_runtime import ServiceSettings, ServiceSpec, started_server
+from puppet_social.server import build as build_social
+from puppet_social.settings import SocialSettings
+
+from puppet_agent.server import Agent, build, compose
+from puppet_agent.settings import AgentSettings
+
+if TYPE_CHECKING:
+    from puppet.agent.v1.agent_service_pb2_grpc import AgentServiceAsyncStub
+    from puppet.social.v1.social_service_pb2_grpc import SocialServiceAsyncStub
+    from puppet_llm.providers import Provider
+
+QUIET: Mapping[str, Any] = {"port": 0, "drain_s": 0, "shutdown_grace_s": 0, "log_format": "text"}
+"""Settings every test server shares: any free port, no drain, no grace, text logs."""
+
+FAST_SOCIAL: Mapping[str, Any] = {
+    "default_tier": "unlimited",
+    "outbox_interval_s": 0.05,
+    "mention_poll_interval_s": 0.05,
+}
+"""Social's settings by default: no rate limit, and the outbox and mentions polled at once."""
+
+
+class HashingEmbedder:
+    """The memory service's embedder port, filled by word hashing: no model needed."""
+
+    model = "test/hashing-64"
+    dimension = 64
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()) or [text]:
+                digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+                out[row, int.from_bytes(digest[:4], "little") % self.dimension] += 1.0
+            norm = np.linalg.norm(out[row])
+            out[row] = out[row] / norm if norm else 1.0 / np.sqrt(self.dimension)
+        return out
+
+    async def close(self) -> None:
+        return None
+
+
+@dataclass
+class Suite:
+    """The running suite: addresses (agent, memory, llm, social) and what drives the agent."""
+
+    addresses: dict[str, str]
+    agent: AgentServiceAsyncStub
+    social: SocialServiceAsyncStub
+    core: Agent
+    settings: AgentSettings
+
+
+@asynccontextmanager
+async def running_suite(
+    data_dir: Path,
+    *,
+    provider: Provider | None = None,
+    social_settings: Mapping[str, Any] = FAST_SOCIAL,
+    **agent_settings: Any,
+) -> AsyncIterator[Suite]:
+    """Memory (hashing embedder), llm (fake provider), social (sandbox) and the agent, wired.
+
+    Args:
+        data_dir: Each service keeps its data in a folder of its name below it.
+        provider: Answers every llm call (a scripted FakeProvider, say); None leaves the llm
+            service's default provider, `fake`.
+        social_settings: Social's settings besides QUIET and its data dir.
+        **agent_settings: AgentSettings that replace the kit's (agents_dir=None, lives not run,
+            random_seed=11, the addresses of the three services).
+    """
+    async with AsyncExitStack() as stack:
+
+        async def serve(spec: ServiceSpec, settings: ServiceSettings) -> str:
+            started = await stack.enter_async_context(started_server(spec, settings, port=0))
+            return f"127.0.0.1:{started.port}"
+
+        memory = MemorySettings(**QUIET, data_dir=data_dir / "memory")
+        llm = LlmSettings(
+            **QUIET, data_dir=data_dir / "llm", default_provider="fake", random_seed=7
+        )
+        social = SocialSettings(**QUIET, data_dir=data_dir / "social", **social_settings)
+        addresses = {
+            "memory": await serve(build_memory(memory, embedder=HashingEmbedder()), memory),
+            "llm": await serve(build_llm(llm, provider=provider), llm),
+            "social": await serve(build_social(social), social),
+        }
+        values: dict[str, Any] = {
+            **QUIET,
+            "memory_addr": addresses["memory"],
+            "llm_addr": addresses["llm"],
+            "social_addr": addresses["social"],
+            "data_dir": data_dir / "agent",
+            "agents_dir": None,
+            "llm_provider": "default",
+            "run_lives": False,
+            "random_seed": 11,
+            **agent_settings,
+        }
+        settings = AgentSettings(**values)
+        core = compose(settings)
+        addresses = {"agent": await serve(build(settings, core), settings), **addresses}
+        agent_channel = await stack.enter_async_context(
+            grpc.aio.insecure_channel(addresses["agent"])
+        )
+        social_channel = await stack.enter_async_context(
+            grpc.aio.insecure_channel(addresses["social"])
+        )
+        yield Suite(
+            addresses,
+            agent_rpc.AgentServiceStub(agent_channel),
+            social_rpc.SocialServiceStub(social_channel),
+            core,
+            settings,
+        )
