@@ -1,16 +1,22 @@
 """Test kit: the agent and the services it calls (memory, llm, social) in-process on port 0.
 
 One set-up for every suite that drives the real AgentService: the agent's own tests, the CLI's
-and the gateway's legacy-parity e2e. It lives with the agent because it wires the agent's
-settings; memory, llm and social are its dev dependencies (see the agent's pyproject), so the
-image, built without dev dependencies, never imports this module.
+and the gateway's legacy-parity e2e; also `python -m puppet_agent` as a process against it, and
+the waits and error checks the agent's tests share. It lives with the agent because it wires
+the agent's settings; memory, llm and social are its dev dependencies (see the agent's
+pyproject), so the image, built without dev dependencies, never imports this module.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import os
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +24,16 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 import numpy as np
+from google.rpc import error_details_pb2
 from puppet.agent.v1 import agent_service_pb2_grpc as agent_rpc
+from puppet.social.v1 import social_service_pb2 as spb
 from puppet.social.v1 import social_service_pb2_grpc as social_rpc
 from puppet_llm.server import build as build_llm
 from puppet_llm.settings import LlmSettings
 from puppet_memory.server import build as build_memory
 from puppet_memory.settings import MemorySettings
 from puppet_runtime import ServiceSettings, ServiceSpec, started_server
+from puppet_runtime.testing import free_port, status_of, wait_serving
 from puppet_social.server import build as build_social
 from puppet_social.settings import SocialSettings
 
@@ -33,6 +42,7 @@ from puppet_agent.settings import AgentSettings
 
 if TYPE_CHECKING:
     from puppet.agent.v1.agent_service_pb2_grpc import AgentServiceAsyncStub
+    from puppet.social.v1 import social_pb2
     from puppet.social.v1.social_service_pb2_grpc import SocialServiceAsyncStub
     from puppet_llm.providers import Provider
 
@@ -140,3 +150,91 @@ async def running_suite(
             core,
             settings,
         )
+
+
+@asynccontextmanager
+async def agent_process(
+    suite: Suite, log: Path, **settings: str | float | Path
+) -> AsyncIterator[tuple[AgentServiceAsyncStub, asyncio.subprocess.Process]]:
+    """`python -m puppet_agent` on a free port, set up from env as a pod is, until it serves.
+
+    The env gives the suite's memory, llm and social addresses, the default llm provider, no
+    drain and text logs, then `PUPPET_AGENT_<NAME>` for each of `settings`. Output goes to
+    `log`, which is also the process's working folder. Leaving sends SIGTERM (unless the process
+    has ended) and waits for the exit: `proc.returncode` is its code.
+    """
+    port = free_port()
+    env = {
+        **os.environ,
+        "PUPPET_AGENT_PORT": str(port),
+        "PUPPET_AGENT_MEMORY_ADDR": suite.settings.memory_addr,
+        "PUPPET_AGENT_LLM_ADDR": suite.settings.llm_addr,
+        "PUPPET_AGENT_SOCIAL_ADDR": suite.settings.social_addr,
+        "PUPPET_AGENT_LLM_PROVIDER": "default",
+        "PUPPET_AGENT_DRAIN_S": "0",
+        "PUPPET_AGENT_LOG_FORMAT": "text",
+        **{f"PUPPET_AGENT_{name.upper()}": str(value) for name, value in settings.items()},
+    }
+    with log.open("wb") as sink:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "puppet_agent",
+            env=env,
+            cwd=log.parent,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            try:
+                await wait_serving(channel, timeout_s=30)
+            except TimeoutError:
+                raise AssertionError((await asyncio.to_thread(log.read_text))[-3000:]) from None
+            yield agent_rpc.AgentServiceStub(channel), proc
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 30)
+
+
+async def fails(
+    call: Awaitable[Any], code: grpc.StatusCode, reason: str, field: str | None = None
+) -> error_details_pb2.ErrorInfo:
+    """Await `call`: it must fail with `code` and the agent's `reason`, naming `field` if given."""
+    try:
+        await call
+    except grpc.aio.AioRpcError as err:
+        failed = err
+    else:
+        raise AssertionError(f"the call succeeded; expected {code.name} {reason}")
+    got, info, bad = status_of(failed)
+    assert got is code, failed.details()
+    assert info is not None
+    assert (info.domain, info.reason) == ("agent.puppet", reason)
+    if field is not None:
+        assert bad is not None
+        assert field in [v.field for v in bad.field_violations], bad
+    return info
+
+
+async def until(check: Callable[[], Awaitable[Any]], timeout_s: float = 8.0) -> Any:
+    """What `check` returns once it is truthy, polling every 50 ms for up to `timeout_s`."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        got = await check()
+        if got:
+            return got
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def sent_post_id(suite: Suite, item: social_pb2.OutboxItem) -> str:
+    """The network id of an outbox item's post once sent (the first attempt may be queued)."""
+    for _ in range(200):
+        if item.posts:
+            return str(item.posts[0].rsplit("/", 1)[-1])
+        await asyncio.sleep(0.02)
+        item = (await suite.social.GetOutboxItem(spb.GetOutboxItemRequest(name=item.name))).item
+    raise AssertionError(f"never sent: {item}")

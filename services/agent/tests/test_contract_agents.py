@@ -11,7 +11,7 @@ import pytest
 from google.protobuf import json_format, struct_pb2
 from puppet.agent.v1 import agent_pb2 as a
 from puppet.agent.v1 import agent_service_pb2 as pb
-from puppet_runtime.testing import status_of
+from puppet_agent.testing import fails
 
 REPO = Path(__file__).resolve().parents[3]
 Suite = Any
@@ -33,19 +33,6 @@ async def create(suite: Suite, raw: dict[str, Any], request_id: str = "") -> Any
     return await suite.agent.CreateAgent(
         pb.CreateAgentRequest(persona=struct(raw), request_id=request_id)
     )
-
-
-async def fails(call: Any, code: grpc.StatusCode, reason: str, field: str | None = None) -> Any:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    got, info, bad = status_of(caught.value)
-    assert got is code, caught.value.details()
-    assert info is not None
-    assert (info.domain, info.reason) == ("agent.puppet", reason)
-    if field is not None:
-        assert bad is not None
-        assert field in [v.field for v in bad.field_violations], bad
-    return info
 
 
 async def test_status_counts_personas(suite: Suite) -> None:

@@ -14,20 +14,10 @@ from puppet.agent.v1 import agent_pb2 as a
 from puppet.agent.v1 import agent_service_pb2 as pb
 from puppet.social.v1 import social_pb2 as s
 from puppet.social.v1 import social_service_pb2 as spb
-from puppet_runtime.testing import status_of
+from puppet_agent.testing import fails, sent_post_id
 
 REPO = Path(__file__).resolve().parents[3]
 Suite = Any
-
-
-async def sent_post_id(suite: Any, item: Any) -> str:
-    """The network id of an outbox item's post once sent (the first attempt may be queued)."""
-    for _ in range(200):
-        if item.posts:
-            return str(item.posts[0].rsplit("/", 1)[-1])
-        await asyncio.sleep(0.02)
-        item = (await suite.social.GetOutboxItem(spb.GetOutboxItemRequest(name=item.name))).item
-    raise AssertionError(f"never sent: {item}")
 
 
 def persona(file: str = "test-grok-agent", **changes: Any) -> struct_pb2.Struct:
@@ -36,19 +26,6 @@ def persona(file: str = "test-grok-agent", **changes: Any) -> struct_pb2.Struct:
     out = struct_pb2.Struct()
     out.update(raw)
     return out
-
-
-async def fails(call: Any, code: grpc.StatusCode, reason: str, field: str | None = None) -> Any:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    got, info, bad = status_of(caught.value)
-    assert got is code, caught.value.details()
-    assert info is not None
-    assert (info.domain, info.reason) == ("agent.puppet", reason)
-    if field is not None:
-        assert bad is not None
-        assert field in [v.field for v in bad.field_violations], bad
-    return info
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from puppet.chain.v1 import chain_service_pb2 as chain_pb
 from puppet.chain.v1 import chain_service_pb2_grpc as chain_rpc
 from puppet.social.v1 import social_pb2 as s
 from puppet.social.v1 import social_service_pb2 as spb
+from puppet_agent.testing import sent_post_id, until
 from puppet_runtime import FailedPrecondition
 from puppet_runtime.testing import serve_servicer
 
@@ -22,16 +22,6 @@ REPO = Path(__file__).resolve().parents[3]
 Suite = Any
 FAST = {"min_hours_between_posts": 0.0003, "max_hours_between_posts": 0.0004}
 SLOW = {"min_hours_between_posts": 100.0, "max_hours_between_posts": 200.0}
-
-
-async def sent_post_id(suite: Any, item: Any) -> str:
-    """The network id of an outbox item's post once sent (the first attempt may be queued)."""
-    for _ in range(200):
-        if item.posts:
-            return str(item.posts[0].rsplit("/", 1)[-1])
-        await asyncio.sleep(0.02)
-        item = (await suite.social.GetOutboxItem(spb.GetOutboxItemRequest(name=item.name))).item
-    raise AssertionError(f"never sent: {item}")
 
 
 def persona(agent_id: str, frequency: dict[str, float]) -> struct_pb2.Struct:
@@ -44,17 +34,6 @@ def persona(agent_id: str, frequency: dict[str, float]) -> struct_pb2.Struct:
     out = struct_pb2.Struct()
     out.update(raw)
     return out
-
-
-async def until(check: Callable[[], Awaitable[Any]], timeout_s: float = 8.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        got = await check()
-        if got:
-            return got
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 async def posts(suite: Suite, agent_id: str) -> list[a.AgentPost]:

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import grpc
 from google.protobuf import struct_pb2
 from puppet.agent.v1 import agent_service_pb2 as pb
-from puppet.agent.v1 import agent_service_pb2_grpc as rpc
-from puppet_runtime.testing import free_port, wait_serving
+from puppet_agent.testing import agent_process
 
 REPO = Path(__file__).resolve().parents[3]
 TTL_S = 3.0  # short for a quick test, long enough that a busy CI machine keeps its leases
@@ -25,39 +20,16 @@ TTL_S = 3.0  # short for a quick test, long enough that a busy CI machine keeps 
 
 @asynccontextmanager
 async def replica(suite: Any, data: Path, name: str) -> AsyncIterator[tuple[Any, Any]]:
-    port = free_port()
     (data / "empty").mkdir(exist_ok=True)
-    env = {
-        **os.environ,
-        "PUPPET_AGENT_PORT": str(port),
-        "PUPPET_AGENT_MEMORY_ADDR": suite.settings.memory_addr,
-        "PUPPET_AGENT_LLM_ADDR": suite.settings.llm_addr,
-        "PUPPET_AGENT_SOCIAL_ADDR": suite.settings.social_addr,
-        "PUPPET_AGENT_DATA_DIR": str(data),
-        "PUPPET_AGENT_AGENTS_DIR": str(data / "empty"),
-        "PUPPET_AGENT_LLM_PROVIDER": "default",
-        "PUPPET_AGENT_REPLICA_ID": name,
-        "PUPPET_AGENT_LEASE_TTL_S": str(TTL_S),
-        "PUPPET_AGENT_DRAIN_S": "0",
-        "PUPPET_AGENT_LOG_FORMAT": "text",
-    }
-    with (data / f"{name}.log").open("wb") as sink:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "puppet_agent",
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            await wait_serving(channel, timeout_s=30)
-            yield rpc.AgentServiceStub(channel), proc
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(proc.wait(), 30)
+    async with agent_process(
+        suite,
+        data / f"{name}.log",
+        data_dir=data,
+        agents_dir=data / "empty",
+        replica_id=name,
+        lease_ttl_s=TTL_S,
+    ) as started:
+        yield started
 
 
 def persona(agent_id: str) -> struct_pb2.Struct:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,7 @@ from puppet.chain.v1 import chain_service_pb2_grpc as chain_rpc
 from puppet.social.v1 import social_pb2 as s
 from puppet.social.v1 import social_service_pb2 as spb
 from puppet_agent import trading
+from puppet_agent.testing import until
 from puppet_chain.server import Chain, compose
 from puppet_chain.server import build as build_chain
 from puppet_chain.settings import ChainSettings
@@ -142,17 +143,6 @@ def trade_prompts(w: World) -> list[str]:
         for m in call.messages
         if m.role == "user" and "trade that is now confirmed" in m.content
     ]
-
-
-async def until(check: Callable[[], Awaitable[Any]], timeout_s: float = 8.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        got = await check()
-        if got:
-            return got
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 async def test_wallet_setup_imports_the_key_and_sets_the_policy_once(
