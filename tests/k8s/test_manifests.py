@@ -919,15 +919,22 @@ def image(request: pytest.FixtureRequest) -> Image:
 
 
 def test_every_image_is_a_stage_of_the_dockerfile() -> None:
-    """`FROM ${SERVICE}` picks a stage per image; SERVICE has no default, so it must be given."""
+    """`FROM ${SERVICE}` picks a stage per image; without SERVICE the build fails at once."""
     assert {"memory", "llm", "social", "chain", "agent", "gateway"} <= set(IMAGES)
     global_args = [i.args for i in parse_dockerfile(DOCKERFILE.read_text()) if i.stage == -1]
-    assert global_args == ["SERVICE"]
+    assert global_args == ["SERVICE=no-service"]
     for service in IMAGES:
         stages = Image(service).stages
         assert stages[list(stages)[-1]].base == service
     per_image = {name for name, stage in Image("memory").stages.items() if stage.base == "runtime"}
     assert per_image == set(IMAGES), "one stage per image, named after it"
+    unset = Image("no-service")
+    assert unset.needed == ["no-service", "image"]
+    (stop,) = unset.of("RUN", unset.final)
+    assert stop.endswith("&& exit 1")
+    listed = re.search(r"SERVICE=(\S+)\"", stop)
+    assert listed, stop
+    assert set(listed[1].split("|")) == set(IMAGES), "the message names every image"
 
 
 def test_every_deployment_image_is_built_by_the_dockerfile() -> None:
