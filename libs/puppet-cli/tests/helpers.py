@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from puppet_agent import testing
 from puppet_cli.app import app
 from puppet_runtime.testing import free_port
 from puppet_social.settings import SocialSettings
@@ -12,16 +13,8 @@ from typer.testing import CliRunner, Result
 
 
 def social_settings(data_dir: Path) -> SocialSettings:
-    return SocialSettings(
-        port=0,
-        data_dir=data_dir,
-        drain_s=0,
-        shutdown_grace_s=0,
-        log_format="text",
-        default_tier="unlimited",
-        outbox_interval_s=0.05,
-        mention_poll_interval_s=0.05,
-    )
+    """Social as the agent-suite kit runs it: quiet, unlimited, polling at once."""
+    return SocialSettings(**testing.QUIET, data_dir=data_dir, **testing.FAST_SOCIAL)
 
 
 def nowhere() -> str:

@@ -21,7 +21,7 @@ from puppet.chain.v1 import chain_service_pb2_grpc as chain_rpc
 from puppet.social.v1 import social_pb2 as s
 from puppet.social.v1 import social_service_pb2 as spb
 from puppet_agent import trading
-from puppet_agent.testing import until
+from puppet_agent.testing import QUIET, until
 from puppet_chain.server import Chain, compose
 from puppet_chain.server import build as build_chain
 from puppet_chain.settings import ChainSettings
@@ -40,7 +40,6 @@ REPO = Path(__file__).resolve().parents[3]
 TOKEN = "chain-admin"
 ADMIN = (("authorization", f"Bearer {TOKEN}"),)
 SOL = 1_000_000_000
-QUIET: dict[str, Any] = {"port": 0, "drain_s": 0, "shutdown_grace_s": 0, "log_format": "text"}
 
 
 @dataclass
