@@ -18,10 +18,11 @@ from puppet.memory.v1 import memory_pb2
 from puppet.social.v1 import social_pb2
 from puppet_runtime import ServiceError
 
-from puppet_agent import ambient, convert, trading
+from puppet_agent import convert, trading
 from puppet_agent.fleet import Fleet, derived
 from puppet_agent.leases import Lease, LeaseStore
 from puppet_agent.leases.leaser import Leaser
+from puppet_agent.life import random_events
 from puppet_agent.life.events import ALL, Event, EventEngine, Priority, for_each_persona
 from puppet_agent.life.mood import Mood, shift_for_event, shift_for_interaction
 from puppet_agent.life.reactions import (
@@ -324,11 +325,11 @@ class Runner:
 
     def _ambient_data(self, kind: str, agent_id: str) -> dict[str, Any] | None:
         if kind == "mood_shift":
-            return ambient.mood_event(self._rng)
+            return random_events.mood_data(self._rng)
         if kind == "news":
-            return ambient.news_event(self._rng)
+            return random_events.news_data(self._rng)
         others = [p for p in self._running() if p != agent_id]
-        return ambient.interaction_event(self._rng, agent_id, others)
+        return random_events.interaction_data(self._rng, agent_id, others)
 
     # trading (decisions go to chain; announcements only from confirmed receipts)
 
