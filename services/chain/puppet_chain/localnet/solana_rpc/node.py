@@ -7,6 +7,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from puppet_runtime.local_http import FailureKind, LocalHttpServer, Request, Response
 from solders.hash import Hash
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
@@ -23,7 +24,6 @@ from spl.token.instructions import (
 )
 from spl.token.models import InitializeMint2Params, MintToCheckedParams
 
-from puppet_chain.localnet._http import FailureKind, LocalHttpServer, Request, Response
 from puppet_chain.localnet.solana_rpc.accounts import AccountMethods
 from puppet_chain.localnet.solana_rpc.bank import Bank
 from puppet_chain.localnet.solana_rpc.encoding import MINT_LEN, TOKEN_ACCOUNT_LEN, RpcError

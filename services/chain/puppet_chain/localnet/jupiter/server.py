@@ -1,78 +1,31 @@
-"""A fake of Jupiter's HTTP API (Swap API v1 and Price API v3) that fills at fixed prices."""
+"""LocalJupiter: a fake of Jupiter's HTTP API (Swap API v1, Price API v3) at fixed prices."""
 
 from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from solders.instruction import Instruction
+from puppet_runtime.local_http import FailureKind, LocalHttpServer, Request, Response
 from solders.keypair import Keypair
-from solders.message import MessageV0, to_bytes_versioned
 from solders.pubkey import Pubkey
-from solders.signature import Signature
-from solders.system_program import TransferParams, transfer
-from solders.token.associated import get_associated_token_address
-from solders.transaction import VersionedTransaction
-from spl.token.constants import TOKEN_PROGRAM_ID, WRAPPED_SOL_MINT
-from spl.token.instructions import create_idempotent_associated_token_account, transfer_checked
-from spl.token.models import TransferCheckedParams
 
-from puppet_chain.localnet._http import FailureKind, LocalHttpServer, Request, Response
-from puppet_chain.localnet.solana_rpc import LocalSolana, RpcError
+from puppet_chain.localnet.jupiter.book import PriceBook
+from puppet_chain.localnet.jupiter.errors import JupiterError, parse_mint, parse_uint
+from puppet_chain.localnet.jupiter.swap_tx import swap_transaction
+from puppet_chain.localnet.solana_rpc import LocalSolana
 
-__all__ = ["SOL_MINT", "JupiterError", "LocalJupiter"]
-
-SOL_MINT = WRAPPED_SOL_MINT
-"""Jupiter names native SOL by the wrapped-SOL mint."""
-
-_SOL_DECIMALS = 9
 _LABEL = "Local Fixed Price"
-
-
-class JupiterError(Exception):
-    """An error answered the way Jupiter does: {"error": message, "errorCode": code}."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-    def response(self) -> Response:
-        """The HTTP response for this error."""
-        body = json.dumps({"error": self.message, "errorCode": self.code}).encode()
-        return Response(self.status, body)
 
 
 def _json(value: Any, status: int = 200) -> Response:
     return Response(status, json.dumps(value, separators=(",", ":")).encode())
-
-
-def _mint(value: str | None, field: str) -> Pubkey:
-    if not value:
-        raise JupiterError(400, "INVALID_REQUEST", f"Query parameter {field} is required")
-    try:
-        return Pubkey.from_string(value)
-    except ValueError:
-        raise JupiterError(400, "INVALID_REQUEST", f"{field} is not a valid public key") from None
-
-
-def _uint(value: Any, field: str) -> int:
-    try:
-        number = int(str(value))
-    except ValueError:
-        raise JupiterError(400, "INVALID_REQUEST", f"{field} must be an integer") from None
-    if number < 0:
-        raise JupiterError(400, "INVALID_REQUEST", f"{field} must not be negative")
-    return number
 
 
 class LocalJupiter:
@@ -98,9 +51,8 @@ class LocalJupiter:
     ) -> None:
         self._solana = solana
         self._liquidity = liquidity
-        self._prices: dict[Pubkey, Decimal] = {}
+        self._book = PriceBook(solana, liquidity)
         self._api_key = api_key
-        self._lock = threading.Lock()
         self._http = LocalHttpServer(self._serve, name="local-jupiter", stall_s=stall_s)
         for mint, usd in prices.items():
             self.set_price(mint, usd)
@@ -144,46 +96,7 @@ class LocalJupiter:
 
     def set_price(self, mint: str | Pubkey, usd: Decimal) -> None:
         """Set (or change) a tradable mint's USD price; creates the liquidity token account."""
-        key = mint if isinstance(mint, Pubkey) else Pubkey.from_string(mint)
-        price = Decimal(usd)
-        if price <= 0:
-            raise ValueError("a price must be positive")
-        if key != SOL_MINT:
-            self._solana.create_token_account(key, self._liquidity.pubkey())
-        with self._lock:
-            self._prices[key] = price
-
-    # ------------------------------------------------------------------ pricing
-
-    def _decimals(self, mint: Pubkey) -> int:
-        if mint == SOL_MINT:
-            return _SOL_DECIMALS
-        try:
-            return self._solana.mint_decimals(mint)
-        except RpcError:
-            raise JupiterError(400, "TOKEN_NOT_TRADABLE", f"{mint} is not a token mint") from None
-
-    def _price(self, mint: Pubkey) -> Decimal:
-        with self._lock:
-            price = self._prices.get(mint)
-        if price is None:
-            raise JupiterError(400, "TOKEN_NOT_TRADABLE", f"The token {mint} is not tradable")
-        return price
-
-    def _out_amount(self, input_mint: Pubkey, output_mint: Pubkey, amount: int) -> int:
-        value = (
-            Decimal(amount)
-            * self._price(input_mint)
-            / self._price(output_mint)
-            * Decimal(10) ** (self._decimals(output_mint) - self._decimals(input_mint))
-        )
-        return int(value.to_integral_value(rounding=ROUND_DOWN))
-
-    def _available(self, mint: Pubkey) -> int:
-        owner = self._liquidity.pubkey()
-        if mint == SOL_MINT:
-            return max(0, self._solana.balance(owner) - 10_000_000)  # keep fees and rent
-        return self._solana.token_balance(get_associated_token_address(owner, mint))
+        self._book.set_price(mint, usd)
 
     # ------------------------------------------------------------------ HTTP
 
@@ -211,12 +124,12 @@ class LocalJupiter:
     def quote(self, query: Mapping[str, str]) -> dict[str, Any]:
         """The body of GET /swap/v1/quote for these query parameters."""
         started = time.perf_counter()
-        input_mint = _mint(query.get("inputMint"), "inputMint")
-        output_mint = _mint(query.get("outputMint"), "outputMint")
+        input_mint = parse_mint(query.get("inputMint"), "inputMint")
+        output_mint = parse_mint(query.get("outputMint"), "outputMint")
         if "amount" not in query:
             raise JupiterError(400, "INVALID_REQUEST", "Query parameter amount is required")
-        amount = _uint(query["amount"], "amount")
-        slippage = _uint(query.get("slippageBps", 50), "slippageBps")
+        amount = parse_uint(query["amount"], "amount")
+        slippage = parse_uint(query.get("slippageBps", 50), "slippageBps")
         if slippage > 10_000:
             raise JupiterError(400, "INVALID_REQUEST", "slippageBps must be at most 10000")
         mode = query.get("swapMode", "ExactIn")
@@ -226,11 +139,15 @@ class LocalJupiter:
             raise JupiterError(
                 400, "CIRCULAR_ARBITRAGE_IS_DISABLED", "inputMint and outputMint are the same"
             )
-        out_amount = self._out_amount(input_mint, output_mint, amount)
-        if amount == 0 or out_amount == 0 or out_amount > self._available(output_mint):
+        out_amount = self._book.out_amount(input_mint, output_mint, amount)
+        if amount == 0 or out_amount == 0 or out_amount > self._book.available(output_mint):
             raise JupiterError(400, "COULD_NOT_FIND_ANY_ROUTE", "Could not find any route")
         threshold = out_amount * (10_000 - slippage) // 10_000
-        usd = Decimal(amount) * self._price(input_mint) / Decimal(10) ** self._decimals(input_mint)
+        usd = (
+            Decimal(amount)
+            * self._book.price(input_mint)
+            / Decimal(10) ** self._book.decimals(input_mint)
+        )
         return {
             "inputMint": str(input_mint),
             "inAmount": str(amount),
@@ -270,34 +187,30 @@ class LocalJupiter:
         user_key = body.get("userPublicKey")
         if not isinstance(user_key, str):
             raise JupiterError(400, "INVALID_REQUEST", "userPublicKey is required")
-        user = _mint(user_key, "userPublicKey")
-        input_mint = _mint(quote.get("inputMint"), "inputMint")
-        output_mint = _mint(quote.get("outputMint"), "outputMint")
+        user = parse_mint(user_key, "userPublicKey")
+        input_mint = parse_mint(quote.get("inputMint"), "inputMint")
+        output_mint = parse_mint(quote.get("outputMint"), "outputMint")
         try:
-            amount = _uint(quote["inAmount"], "inAmount")
-            threshold = _uint(quote["otherAmountThreshold"], "otherAmountThreshold")
+            amount = parse_uint(quote["inAmount"], "inAmount")
+            threshold = parse_uint(quote["otherAmountThreshold"], "otherAmountThreshold")
         except KeyError as exc:
             raise JupiterError(400, "INVALID_REQUEST", f"quoteResponse.{exc} is required") from None
-        out_amount = self._out_amount(input_mint, output_mint, amount)
+        out_amount = self._book.out_amount(input_mint, output_mint, amount)
         if out_amount < threshold:
             raise JupiterError(
                 400,
                 "SLIPPAGE_TOLERANCE_EXCEEDED",
                 f"The price moved: {out_amount} is below otherAmountThreshold {threshold}",
             )
-        if out_amount > self._available(output_mint):
+        if out_amount > self._book.available(output_mint):
             raise JupiterError(400, "COULD_NOT_FIND_ANY_ROUTE", "Could not find any route")
-        liquidity = self._liquidity.pubkey()
-        ixs = [
-            *self._leg(input_mint, amount, source=user, dest=liquidity, payer=user),
-            *self._leg(output_mint, out_amount, source=liquidity, dest=user, payer=user),
-        ]
-        blockhash, last_valid = self._solana.latest_blockhash()
-        message = MessageV0.try_compile(user, ixs, [], blockhash)
-        signers = message.account_keys[: message.header.num_required_signatures]
-        own = self._liquidity.sign_message(to_bytes_versioned(message))
-        signatures = [own if key == liquidity else Signature.default() for key in signers]
-        tx = VersionedTransaction.populate(message, signatures)
+        tx, last_valid = swap_transaction(
+            self._book,
+            self._solana,
+            self._liquidity,
+            user,
+            ((input_mint, amount), (output_mint, out_amount)),
+        )
         return {
             "swapTransaction": base64.b64encode(bytes(tx)).decode(),
             "lastValidBlockHeight": last_valid,
@@ -307,24 +220,6 @@ class LocalJupiter:
             "dynamicSlippageReport": None,
             "simulationError": None,
         }
-
-    def _leg(
-        self, mint: Pubkey, amount: int, *, source: Pubkey, dest: Pubkey, payer: Pubkey
-    ) -> list[Instruction]:
-        if mint == SOL_MINT:
-            params = TransferParams(from_pubkey=source, to_pubkey=dest, lamports=amount)
-            return [transfer(params)]
-        checked = TransferCheckedParams(
-            program_id=TOKEN_PROGRAM_ID,
-            source=get_associated_token_address(source, mint),
-            mint=mint,
-            dest=get_associated_token_address(dest, mint),
-            owner=source,
-            amount=amount,
-            decimals=self._decimals(mint),
-        )
-        create = create_idempotent_associated_token_account(payer, dest, mint)
-        return [create, transfer_checked(checked)]
 
     def price(self, query: Mapping[str, str]) -> dict[str, Any]:
         """The body of GET /price/v3 for these query parameters (unknown mints are omitted)."""
@@ -340,8 +235,7 @@ class LocalJupiter:
                 mint = Pubkey.from_string(item)
             except ValueError:
                 raise JupiterError(400, "INVALID_REQUEST", f"{item} is not a valid mint") from None
-            with self._lock:
-                usd = self._prices.get(mint)
+            usd = self._book.usd(mint)
             if usd is None:
                 continue
             try:
@@ -350,10 +244,12 @@ class LocalJupiter:
                 continue
             prices[item] = {
                 "createdAt": created,
-                "liquidity": float(self._available(mint)) / 10 ** self._decimals(mint) * usd_price,
+                "liquidity": float(self._book.available(mint))
+                / 10 ** self._book.decimals(mint)
+                * usd_price,
                 "usdPrice": usd_price,
                 "blockId": self._solana.slot,
-                "decimals": self._decimals(mint),
+                "decimals": self._book.decimals(mint),
                 "priceChange24h": 0.0,
             }
         return prices
