@@ -12,7 +12,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
+from types import TracebackType
+from typing import Any, Literal, Self
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +121,47 @@ class LocalHttpServer:
             raise RuntimeError(f"{self._name} is not started")
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
+
+
+class LocalHttpApp:
+    """Base of a local stand-in for an outside API: its own LocalHttpServer, started and stopped
+    with it (also as a context manager); subclasses answer in ``_serve``."""
+
+    def __init__(self, *, name: str, stall_s: float = 30.0) -> None:
+        self._http = LocalHttpServer(self._serve, name=name, stall_s=stall_s)
+
+    def _serve(self, request: Request) -> Response | None:
+        raise NotImplementedError
+
+    def start(self) -> str:
+        """Serve on 127.0.0.1 on a free port; returns the base URL."""
+        return self._http.start()
+
+    def stop(self) -> None:
+        """Stop serving; stalled requests are released."""
+        self._http.stop()
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. http://127.0.0.1:54321."""
+        return self._http.url
+
+    def fail_next(self, n: int = 1, kind: FailureKind = "http500") -> None:
+        """Make the next `n` HTTP requests fail: `http500` answers 500, `timeout` never answers
+        (the connection is held for `stall_s` seconds or until `stop()`, then closed)."""
+        self._http.fail_next(n, kind)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
 
 
 class _Server(ThreadingHTTPServer):

@@ -8,11 +8,10 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from puppet_runtime.local_http import FailureKind, LocalHttpServer, Request, Response
+from puppet_runtime.local_http import LocalHttpApp, Request, Response
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
@@ -28,7 +27,7 @@ def _json(value: Any, status: int = 200) -> Response:
     return Response(status, json.dumps(value, separators=(",", ":")).encode())
 
 
-class LocalJupiter:
+class LocalJupiter(LocalHttpApp):
     """A fake of the Jupiter HTTP API with no AMM, for tests and the embedded mode.
 
     Quotes fill at the configured USD prices (no fees, no price impact, no routing), and
@@ -53,46 +52,14 @@ class LocalJupiter:
         self._liquidity = liquidity
         self._book = PriceBook(solana, liquidity)
         self._api_key = api_key
-        self._http = LocalHttpServer(self._serve, name="local-jupiter", stall_s=stall_s)
+        super().__init__(name="local-jupiter", stall_s=stall_s)
         for mint, usd in prices.items():
             self.set_price(mint, usd)
-
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> str:
-        """Serve on 127.0.0.1 on a free port; returns the base URL (no path)."""
-        return self._http.start()
-
-    def stop(self) -> None:
-        """Stop serving."""
-        self._http.stop()
-
-    @property
-    def url(self) -> str:
-        """The base URL, e.g. http://127.0.0.1:54321 (append /swap/v1/quote etc.)."""
-        return self._http.url
 
     @property
     def liquidity(self) -> Pubkey:
         """The wallet on the other side of every swap."""
         return self._liquidity.pubkey()
-
-    def __enter__(self) -> LocalJupiter:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def fail_next(self, n: int = 1, kind: FailureKind = "http500") -> None:
-        """Make the next `n` HTTP requests fail: `http500` answers 500, `timeout` never answers
-        (the connection is held for `stall_s` seconds or until `stop()`, then closed)."""
-        self._http.fail_next(n, kind)
 
     def set_price(self, mint: str | Pubkey, usd: Decimal) -> None:
         """Set (or change) a tradable mint's USD price; creates the liquidity token account."""
