@@ -19,6 +19,7 @@ from puppet_agent.leases.leaser import Leaser
 from puppet_agent.life.events import ALL, EventEngine, Priority
 from puppet_agent.life.reactions import LoopGuard
 from puppet_agent.runner.effects import EventEffects
+from puppet_agent.runner.kit import Kit
 from puppet_agent.runner.reacting import Reactions
 from puppet_agent.runner.rhythms import Rhythms
 from puppet_agent.runner.trades import Trades, trade_facts
@@ -50,14 +51,13 @@ class Runner:
         self._known: set[str] = set()
         self._paused: set[str] = set()
         self._lives: dict[str, list[asyncio.Task[None]]] = {}
-        self._rhythms = Rhythms(fleet, settings, clock=clock, rng=self._rng, running=self._running)
+        kit = Kit(fleet, settings, clock, self._rng, self._running)
+        self._rhythms = Rhythms(kit)
         self._reactions = Reactions(
-            fleet, rng=self._rng, guard=self.guard, is_paused=lambda who: who in self._paused
+            kit, guard=self.guard, is_paused=lambda who: who in self._paused
         )
-        self._trades = Trades(fleet, settings, clock=clock, rng=self._rng)
-        effects = EventEffects(
-            fleet, settings, self._reactions, clock=clock, rng=self._rng, running=self._running
-        )
+        self._trades = Trades(kit)
+        effects = EventEffects(kit, self._reactions)
         self._engine = EventEngine(clock=clock)
         self._engine.on(ALL, effects.handle)
         self._started = False

@@ -3,39 +3,25 @@
 from __future__ import annotations
 
 import contextlib
-import random
-from collections.abc import Callable
 from typing import Any
 
 from puppet.memory.v1 import memory_pb2
 from puppet_runtime import ServiceError
 
-from puppet_agent.fleet import Fleet, derived
+from puppet_agent.fleet import derived
 from puppet_agent.life.events import Event, for_each_persona
 from puppet_agent.life.mood import shift_for_event
+from puppet_agent.runner.kit import Kit, Piece
 from puppet_agent.runner.reacting import Reactions
-from puppet_agent.settings import AgentSettings
 
 
-class EventEffects:
+class EventEffects(Piece):
     """Handles the event engine's events for every running persona they target."""
 
-    def __init__(
-        self,
-        fleet: Fleet,
-        settings: AgentSettings,
-        reactions: Reactions,
-        *,
-        clock: Callable[[], float],
-        rng: random.Random,
-        running: Callable[[], list[str]],
-    ) -> None:
-        self._fleet = fleet
-        self._settings = settings
+    def __init__(self, kit: Kit, reactions: Reactions) -> None:
+        super().__init__(kit)
         self._reactions = reactions
-        self._clock = clock
-        self._rng = rng
-        self._per_persona = for_each_persona(running, self._on_event)
+        self._per_persona = for_each_persona(kit.running, self._on_event)
 
     async def handle(self, event: Event) -> None:
         try:

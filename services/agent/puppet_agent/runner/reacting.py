@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +13,7 @@ from puppet.social.v1 import social_pb2
 from puppet_runtime import ServiceError
 
 from puppet_agent import convert
-from puppet_agent.fleet import Fleet, derived
+from puppet_agent.fleet import derived
 from puppet_agent.life.mood import shift_for_interaction
 from puppet_agent.life.reactions import (
     Action,
@@ -23,6 +22,7 @@ from puppet_agent.life.reactions import (
     Verdict,
     decide_reaction,
 )
+from puppet_agent.runner.kit import Kit, Piece
 
 log = logging.getLogger(__name__)
 
@@ -34,19 +34,11 @@ _ACTIONS = {
 }
 
 
-class Reactions:
+class Reactions(Piece):
     """A persona's mention stream and its reactions (reply, quote, like) to posts."""
 
-    def __init__(
-        self,
-        fleet: Fleet,
-        *,
-        rng: random.Random,
-        guard: LoopGuard,
-        is_paused: Callable[[str], bool],
-    ) -> None:
-        self._fleet = fleet
-        self._rng = rng
+    def __init__(self, kit: Kit, *, guard: LoopGuard, is_paused: Callable[[str], bool]) -> None:
+        super().__init__(kit)
         self._guard = guard
         self._is_paused = is_paused
 

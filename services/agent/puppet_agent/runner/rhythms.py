@@ -4,41 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from puppet_runtime import ServiceError
 
 from puppet_agent import convert
-from puppet_agent.fleet import Fleet
 from puppet_agent.life import random_events
 from puppet_agent.life.mood import Mood
 from puppet_agent.life.schedule import PostFrequency, next_post_time
-from puppet_agent.settings import AgentSettings
+from puppet_agent.runner.kit import Kit, Piece
 
 log = logging.getLogger(__name__)
 
 
-class Rhythms:
+class Rhythms(Piece):
     """The loops that run on a clock for each running persona; next_post is each one's plan."""
 
-    def __init__(
-        self,
-        fleet: Fleet,
-        settings: AgentSettings,
-        *,
-        clock: Callable[[], float],
-        rng: random.Random,
-        running: Callable[[], list[str]],
-    ) -> None:
-        self._fleet = fleet
-        self._settings = settings
-        self._clock = clock
-        self._rng = rng
-        self._running = running
-        self._tz = ZoneInfo(settings.timezone)
+    def __init__(self, kit: Kit) -> None:
+        super().__init__(kit)
+        self._tz = ZoneInfo(kit.settings.timezone)
         self.next_post: dict[str, float] = {}
 
     # posting schedule

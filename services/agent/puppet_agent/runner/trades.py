@@ -4,35 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from puppet.chain.v1 import chain_pb2
 from puppet.llm.v1 import llm_pb2
 
 from puppet_agent import trading
-from puppet_agent.fleet import Fleet, derived
-from puppet_agent.settings import AgentSettings
+from puppet_agent.fleet import derived
+from puppet_agent.runner.kit import Piece
 
 log = logging.getLogger(__name__)
 
 
-class Trades:
+class Trades(Piece):
     """A persona's trading loop; each check decides, swaps through chain and announces."""
-
-    def __init__(
-        self,
-        fleet: Fleet,
-        settings: AgentSettings,
-        *,
-        clock: Callable[[], float],
-        rng: random.Random,
-    ) -> None:
-        self._fleet = fleet
-        self._settings = settings
-        self._clock = clock
-        self._rng = rng
 
     async def loop(self, agent_id: str) -> None:
         while True:
