@@ -86,8 +86,6 @@ async def serve(
         "drain_s": 0,
         "data_dir": data_dir,
         "admin_token": SecretStr(TOKEN),
-        "rpc_timeout_s": 0.5,
-        "confirm_timeout_s": 2.0,
     }
     settings = ChainSettings(**(values | overrides))
     chain = compose(settings, store=store)

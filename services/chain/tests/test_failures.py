@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -17,21 +18,25 @@ SOL, BOB = kit.SOL, kit.BOB
 
 
 @pytest.mark.parametrize("kind", ["http500", "timeout"])
-async def test_rpc_failure_is_unavailable_and_records_nothing(harness: Harness, kind: str) -> None:
-    h = harness
-    await kit.funded(h)
-    await kit.set_policy(h, enabled=True, allowed_recipients=[str(BOB)])
-    h.local.solana.fail_next(1, kind)
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await h.stub.CreateTransfer(kit.transfer(SOL, "f1"))
-    code, info, _ = status_of(caught.value)
-    assert (code, info.reason if info else "") == (grpc.StatusCode.UNAVAILABLE, "RPC_UNAVAILABLE")
-    listed = await h.stub.ListActions(pb.ListActionsRequest(parent="wallets/w1"))
-    assert list(listed.actions) == []
-    assert h.local.solana.balance(BOB) == 0
-    retried = (await h.stub.CreateTransfer(kit.transfer(SOL, "f1"))).action
-    assert retried.state == c.ACTION_STATE_CONFIRMED
-    assert h.local.solana.balance(BOB) == SOL
+async def test_rpc_failure_is_unavailable_and_records_nothing(tmp_path: Path, kind: str) -> None:
+    # The stalled call must time out, so this harness alone has a short RPC timeout: 2 s, far
+    # above what a local call takes even on a loaded machine (0.5 s was seen to fail there).
+    async with kit.serve(tmp_path, rpc_timeout_s=2.0) as h:
+        await kit.funded(h)
+        await kit.set_policy(h, enabled=True, allowed_recipients=[str(BOB)])
+        h.local.solana.fail_next(1, kind)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await h.stub.CreateTransfer(kit.transfer(SOL, "f1"))
+        code, info, _ = status_of(caught.value)
+        assert code == grpc.StatusCode.UNAVAILABLE
+        assert info is not None
+        assert info.reason == "RPC_UNAVAILABLE"
+        listed = await h.stub.ListActions(pb.ListActionsRequest(parent="wallets/w1"))
+        assert list(listed.actions) == []
+        assert h.local.solana.balance(BOB) == 0
+        retried = (await h.stub.CreateTransfer(kit.transfer(SOL, "f1"))).action
+        assert retried.state == c.ACTION_STATE_CONFIRMED
+        assert h.local.solana.balance(BOB) == SOL
 
 
 async def test_jupiter_failure_is_unavailable(harness: Harness) -> None:

@@ -6,18 +6,16 @@ sendTransaction (after forwarding it, or without forwarding it).
 
 from __future__ import annotations
 
-import threading
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
 from puppet.chain.v1 import chain_pb2 as c
 from puppet.chain.v1 import chain_service_pb2 as pb
 from puppet_chain.localnet import Embedded, embedded
+from puppet_runtime.local_http import LocalHttpServer, Request, Response
 from puppet_runtime.testing import load_sibling, status_of
 
 kit = load_sibling(__file__, "kit")
@@ -29,41 +27,27 @@ class LossyProxy:
 
     def __init__(self, upstream: str, *, forward_lost: bool) -> None:
         self.lost = 0
-        proxy = self
+        self._upstream = upstream
+        self._forward_lost = forward_lost
+        self._http = LocalHttpServer(self._answer, name="lossy-proxy")
+        self.url = self._http.start()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                sending = b'"sendTransaction"' in body
-                lose = sending and proxy.lost == 0
-                answer = b""
-                if not lose or forward_lost:
-                    request = urllib.request.Request(
-                        upstream, body, {"Content-Type": "application/json"}
-                    )
-                    with urllib.request.urlopen(request, timeout=5) as resp:
-                        answer = resp.read()
-                if lose:
-                    proxy.lost += 1
-                    self.send_response(500)
-                    answer = b'{"error":"lost"}'
-                else:
-                    self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+    def _answer(self, request: Request) -> Response:
+        lose = b'"sendTransaction"' in request.body and self.lost == 0
+        answer = b""
+        if not lose or self._forward_lost:
+            forward = urllib.request.Request(
+                self._upstream, request.body, {"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(forward, timeout=5) as resp:
+                answer = resp.read()
+        if lose:
+            self.lost += 1
+            return Response(500, b'{"error":"lost"}')
+        return Response(200, answer)
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._http.stop()
 
 
 @pytest.fixture

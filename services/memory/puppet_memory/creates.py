@@ -7,9 +7,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from puppet_runtime.groups import GroupCommit
+
 from puppet_memory.domain_base import now_us, unit
 from puppet_memory.embedding import Embedder
-from puppet_memory.groups import GroupCommit
 from puppet_memory.store import (
     BudgetExhaustedError,
     Channel,

@@ -2,175 +2,61 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
-import numpy as np
-import numpy.typing as npt
+from puppet_memory.store.errors import (
+    BudgetExhaustedError,
+    EmbeddingMismatchError,
+    MemoryNotFoundError,
+    PersonaExistsError,
+    PersonaNotFoundError,
+    RelationshipNotFoundError,
+    RequestIdReusedError,
+    RevisionConflictError,
+    StateTooLargeError,
+    StoreError,
+)
+from puppet_memory.store.rows import (
+    Channel,
+    IndexSnapshot,
+    Insert,
+    Inserted,
+    Kind,
+    MemoryRow,
+    Mood,
+    PersonaRow,
+    RelationshipRow,
+    Vector,
+)
 
-Vector = npt.NDArray[np.float32]
-
-
-class Kind(enum.IntEnum):
-    """Memory kinds; the values are stored, so never renumber them."""
-
-    CORE = 1
-    EVENT = 2
-    INTERACTION = 3
-    POST = 4
-    GENERAL = 5
-    LONG_TERM = 6
-
-
-class Channel(enum.IntEnum):
-    """How a memory arrived; the values are stored, so never renumber them."""
-
-    API = 1
-    POST = 2
-    MENTION = 3
-    EVENT = 4
-    CONFIG = 5
-    CONSOLIDATION = 6
-
-
-@dataclass(frozen=True, slots=True)
-class Mood:
-    """Pleasure, arousal, dominance."""
-
-    valence: float = 0.0
-    arousal: float = 0.0
-    dominance: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class PersonaRow:
-    """A persona's state plus the counters the store keeps for it."""
-
-    agent: str
-    display_name: str = ""
-    mood: Mood = Mood()
-    baseline_mood: Mood = Mood()
-    last_post_time_us: int | None = None
-    last_mention_id: str = ""
-    state: Mapping[str, str] = field(default_factory=dict)
-    memory_budget: int = 0
-    create_time_us: int = 0
-    update_time_us: int = 0
-    # Maintained by the store: callers' values are ignored on write.
-    memory_count: int = 0
-    core_count: int = 0
-    embedding_model: str = ""
-    embedding_dimension: int = 0
-    memory_revision: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class MemoryRow:
-    """One memory with its unit-length vector."""
-
-    agent: str
-    memory_id: str
-    kind: Kind
-    content: str
-    importance: float
-    valence: float
-    associations: tuple[str, ...]
-    metadata: Mapping[str, str]
-    source: str
-    channel: Channel
-    trust: float
-    create_time_us: int
-    update_time_us: int
-    embedding_model: str
-    vector: Vector
-
-    @property
-    def dimension(self) -> int:
-        return int(self.vector.shape[0])
-
-
-@dataclass(frozen=True, slots=True)
-class RelationshipRow:
-    """How a persona relates to one counterparty."""
-
-    agent: str
-    counterparty: str
-    sentiment: float = 0.0
-    familiarity: float = 0.0
-    trust: float = 0.0
-    interaction_count: int = 0
-    last_interaction_time_us: int | None = None
-    notes: tuple[str, ...] = ()
-    create_time_us: int = 0
-    update_time_us: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class IndexSnapshot:
-    """Everything recall needs about a persona's memories, column-wise, at one revision."""
-
-    revision: int
-    ids: list[str]
-    vectors: npt.NDArray[np.float32]
-    kinds: npt.NDArray[np.int8]
-    importance: npt.NDArray[np.float32]
-    trust: npt.NDArray[np.float32]
-    create_time_us: npt.NDArray[np.int64]
-
-
-@dataclass(frozen=True, slots=True)
-class Insert:
-    """One memory to insert, with the idempotency key it was sent with."""
-
-    row: MemoryRow
-    request_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Inserted:
-    """Result of insert_memories: rows in request order and which of them are new."""
-
-    rows: list[MemoryRow]
-    created: list[bool]
-    revision: int
-    persona: PersonaRow
-
-
-class StoreError(Exception):
-    """Base of the domain errors a store raises."""
-
-
-class PersonaNotFoundError(StoreError):
-    """The persona does not exist."""
-
-
-class PersonaExistsError(StoreError):
-    """create_persona for an id that is taken (by another request)."""
-
-
-class EmbeddingMismatchError(StoreError):
-    """A vector's model or dimension differs from the persona's index."""
-
-    def __init__(self, expected: tuple[str, int], got: tuple[str, int]) -> None:
-        super().__init__(f"persona index is {expected}, vector is {got}")
-        self.expected = expected
-        self.got = got
-
-
-class RequestIdReusedError(StoreError):
-    """An idempotency key already used for a different kind of call."""
-
-    def __init__(self, request_id: str, op: str) -> None:
-        super().__init__(f"request_id {request_id!r} was used for {op}")
-        self.request_id = request_id
-        self.op = op
-
-
-class RevisionConflictError(StoreError):
-    """The persona's memories changed between read and write."""
-
+__all__ = [
+    "Admit",
+    "BudgetExhaustedError",
+    "Channel",
+    "EmbeddingMismatchError",
+    "IndexSnapshot",
+    "Insert",
+    "Inserted",
+    "Kind",
+    "MemoryChange",
+    "MemoryNotFoundError",
+    "MemoryRow",
+    "MemoryStore",
+    "Mood",
+    "PersonaChange",
+    "PersonaExistsError",
+    "PersonaNotFoundError",
+    "PersonaRow",
+    "RelationshipChange",
+    "RelationshipNotFoundError",
+    "RelationshipRow",
+    "RequestIdReusedError",
+    "RevisionConflictError",
+    "StateTooLargeError",
+    "StoreError",
+    "Vector",
+]
 
 PersonaChange = Callable[[PersonaRow], PersonaRow]
 MemoryChange = Callable[[MemoryRow], MemoryRow]
@@ -287,23 +173,3 @@ class MemoryStore(Protocol):
     ) -> tuple[RelationshipRow, bool]:
         """Atomic upsert (default row when missing); a known request_id returns (row, False)."""
         ...
-
-
-class MemoryNotFoundError(StoreError):
-    """The memory does not exist (the persona does)."""
-
-
-class RelationshipNotFoundError(StoreError):
-    """The relationship does not exist (the persona does)."""
-
-
-class BudgetExhaustedError(StoreError):
-    """Core memories alone would fill the persona's budget."""
-
-    def __init__(self, budget: int) -> None:
-        super().__init__(f"core memories fill the budget of {budget}")
-        self.budget = budget
-
-
-class StateTooLargeError(StoreError):
-    """An update would leave the persona's state map with too many entries."""

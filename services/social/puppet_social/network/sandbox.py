@@ -8,9 +8,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
+from puppet_runtime.groups import SqliteWrites
 from puppet_runtime.sqlite import ThreadedConnection
 
-from puppet_social.groups import GroupCommit
 from puppet_social.network import (
     AccountRef,
     NetworkError,
@@ -69,7 +69,7 @@ class SandboxNetwork:
         self._tiers = {**DEFAULT_TIERS, **(tiers or {})}
         self._db = ThreadedConnection("sandbox-network")
         # Writes that queue while one is on the database's thread go out together.
-        self._writes = GroupCommit(self._db, "sandbox-network")
+        self._writes = SqliteWrites(self._db, "sandbox-network")
 
     async def open(self) -> None:
         await self._db.open(self._path, *db.PRAGMAS)

@@ -10,9 +10,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
+from puppet_runtime.groups import SqliteWrites
 from puppet_runtime.sqlite import ThreadedConnection
 
-from puppet_social.groups import GroupCommit
 from puppet_social.network import PostRecord
 from puppet_social.store import (
     NO_CHANGE,
@@ -150,7 +150,7 @@ def _transition(
             args.append(value)
     if change.add_attempt:
         sets.append("attempts = attempts + 1")
-    # Runs in a transaction (GroupCommit), so the update and the re-read are one step.
+    # Runs in a transaction (SqliteWrites), so the update and the re-read are one step.
     cursor = db.execute(
         f"UPDATE outbox SET {', '.join(sets)} WHERE id = ? AND state = ?",
         (*args, item_id, str(expected)),
@@ -351,7 +351,7 @@ class SqliteStore:
         # Likewise the rows this process wrote last (a write RPC re-reads its item after sending).
         self._rows: OrderedDict[str, OutboxItem] = OrderedDict()
         # Outbox writes that queue while one is on the store's thread go out together.
-        self._writes = GroupCommit(self._conn, "social-store")
+        self._writes = SqliteWrites(self._conn, "social-store")
 
     def _remember(self, item: OutboxItem | None) -> None:
         if item is None:

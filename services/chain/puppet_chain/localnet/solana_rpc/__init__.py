@@ -1,6 +1,7 @@
 """A LiteSVM-backed Solana JSON-RPC node on 127.0.0.1 (LocalSolana) and its encodings."""
 
-from puppet_chain.localnet._http import FailureKind
+from puppet_runtime.local_http import FailureKind
+
 from puppet_chain.localnet.solana_rpc.encoding import (
     FEATURE_SET,
     LAMPORTS_PER_SIGNATURE,

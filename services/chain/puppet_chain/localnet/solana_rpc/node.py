@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any
 
+from puppet_runtime.local_http import LocalHttpApp, Request, Response
 from solders.hash import Hash
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
@@ -23,14 +23,13 @@ from spl.token.instructions import (
 )
 from spl.token.models import InitializeMint2Params, MintToCheckedParams
 
-from puppet_chain.localnet._http import FailureKind, LocalHttpServer, Request, Response
 from puppet_chain.localnet.solana_rpc.accounts import AccountMethods
 from puppet_chain.localnet.solana_rpc.bank import Bank
 from puppet_chain.localnet.solana_rpc.encoding import MINT_LEN, TOKEN_ACCOUNT_LEN, RpcError
 from puppet_chain.localnet.solana_rpc.methods import ChainMethods
 
 
-class LocalSolana:
+class LocalSolana(LocalHttpApp):
     """A single-bank Solana node on 127.0.0.1 for tests and the embedded (`up`) mode.
 
     Every transaction really executes on LiteSVM (System, SPL Token, Token-2022 and ATA programs
@@ -42,45 +41,13 @@ class LocalSolana:
     def __init__(self, *, blockhash_valid_blocks: int = 150, stall_s: float = 30.0) -> None:
         self._bank = Bank(blockhash_valid_blocks=blockhash_valid_blocks)
         self._mint_authorities: dict[Pubkey, Keypair] = {}
-        self._http = LocalHttpServer(self._serve, name="local-solana", stall_s=stall_s)
+        super().__init__(name="local-solana", stall_s=stall_s)
         self._methods: dict[str, Callable[[list[Any]], Any]] = {
             **ChainMethods(self._bank).table(),
             **AccountMethods(self._bank).table(),
         }
 
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> str:
-        """Serve on 127.0.0.1 on a free port; returns the endpoint URL."""
-        return self._http.start()
-
-    def stop(self) -> None:
-        """Stop serving; stalled requests are released."""
-        self._http.stop()
-
-    @property
-    def url(self) -> str:
-        """The JSON-RPC endpoint, e.g. http://127.0.0.1:54321."""
-        return self._http.url
-
-    def __enter__(self) -> LocalSolana:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # ------------------------------------------------------------------ test and dev helpers
-
-    def fail_next(self, n: int = 1, kind: FailureKind = "http500") -> None:
-        """Make the next `n` HTTP requests fail: `http500` answers 500, `timeout` never answers
-        (the connection is held for `stall_s` seconds or until `stop()`, then closed)."""
-        self._http.fail_next(n, kind)
 
     def airdrop(self, pubkey: Pubkey, lamports: int) -> Signature:
         """Fund `pubkey` with a real transfer from the faucet (recorded like any transaction)."""

@@ -1,4 +1,8 @@
-"""A small threaded HTTP/1.1 server on 127.0.0.1 shared by the local Solana and Jupiter fakes."""
+"""A small threaded HTTP/1.1 server on 127.0.0.1: the shell of every local stand-in for an API.
+
+Not test-only: chain's embedded mode serves its local Solana and Jupiter with it in production
+processes; ``puppet_runtime.testing.http_fake`` is this shell with JSON answers.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
+from types import TracebackType
+from typing import Any, Literal, Self
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +51,13 @@ class LocalHttpServer:
     Nagle's algorithm.
     """
 
-    def __init__(self, handler: Handler, *, name: str, stall_s: float = 30.0) -> None:
+    def __init__(
+        self, handler: Handler, *, name: str, stall_s: float = 30.0, poll_s: float = 0.05
+    ) -> None:
         self._handler = handler
         self._name = name
         self._stall_s = stall_s
+        self._poll_s = poll_s
         self._failures: collections.deque[FailureKind] = collections.deque()
         self._failures_lock = threading.Lock()
         self._closing = threading.Event()
@@ -78,11 +86,10 @@ class LocalHttpServer:
         """Start serving (idempotent); returns the base URL."""
         if self._server is None:
             self._closing.clear()
-            server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self._dispatch))
-            server.daemon_threads = True
+            server = _Server(self._name, _handler_class(self._dispatch))
             thread = threading.Thread(
                 target=server.serve_forever,
-                kwargs={"poll_interval": 0.05},
+                kwargs={"poll_interval": self._poll_s},
                 daemon=True,
                 name=self._name,
             )
@@ -116,6 +123,58 @@ class LocalHttpServer:
         return f"http://{host!s}:{port}"
 
 
+class LocalHttpApp:
+    """Base of a local stand-in for an outside API: its own LocalHttpServer, started and stopped
+    with it (also as a context manager); subclasses answer in ``_serve``."""
+
+    def __init__(self, *, name: str, stall_s: float = 30.0) -> None:
+        self._http = LocalHttpServer(self._serve, name=name, stall_s=stall_s)
+
+    def _serve(self, request: Request) -> Response | None:
+        raise NotImplementedError
+
+    def start(self) -> str:
+        """Serve on 127.0.0.1 on a free port; returns the base URL."""
+        return self._http.start()
+
+    def stop(self) -> None:
+        """Stop serving; stalled requests are released."""
+        self._http.stop()
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. http://127.0.0.1:54321."""
+        return self._http.url
+
+    def fail_next(self, n: int = 1, kind: FailureKind = "http500") -> None:
+        """Make the next `n` HTTP requests fail: `http500` answers 500, `timeout` never answers
+        (the connection is held for `stall_s` seconds or until `stop()`, then closed)."""
+        self._http.fail_next(n, kind)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, name: str, handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
+        self.name = name
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        logger.debug("%s: client %s went away", self.name, client_address, exc_info=True)
+
+
 def _handler_class(handler: Handler) -> type[BaseHTTPRequestHandler]:
     class _Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -147,5 +206,8 @@ def _handler_class(handler: Handler) -> type[BaseHTTPRequestHandler]:
 
         do_GET = _serve  # noqa: N815
         do_POST = _serve  # noqa: N815
+        do_PUT = _serve  # noqa: N815
+        do_PATCH = _serve  # noqa: N815
+        do_DELETE = _serve  # noqa: N815
 
     return _Handler

@@ -1,12 +1,15 @@
-"""GroupCommit on its own: who flushes with whom, and what each caller gets back."""
+"""GroupCommit and SqliteWrites: who flushes with whom, and what each caller gets back."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import pytest
-from puppet_memory.groups import GroupCommit
+from puppet_runtime.groups import GroupCommit, SqliteWrites
+from puppet_runtime.sqlite import ThreadedConnection
 
 
 class Recorder:
@@ -64,3 +67,34 @@ async def test_max_weight_cancelled_callers_and_failed_groups() -> None:
     assert rec.groups == [["x"], ["ab", "cd"], ["e", "boom"], ["f"]]
     with pytest.raises(asyncio.CancelledError):
         await gone
+
+
+async def test_sqlite_writes_share_a_transaction_and_fail_alone(tmp_path: Path) -> None:
+    conn = ThreadedConnection("test-groups")
+    await conn.open(tmp_path / "g.sqlite3", "PRAGMA journal_mode=WAL")
+    await conn.run(lambda db: db.execute("CREATE TABLE t (v INTEGER)"))
+    writes = SqliteWrites(conn, "test")
+
+    def insert(v: int) -> Callable[[sqlite3.Connection], int | BaseException]:
+        def work(db: sqlite3.Connection) -> int | BaseException:
+            db.execute("INSERT INTO t VALUES (?)", (v,))
+            if v == 2:
+                raise ValueError("two")  # rolled back alone
+            if v == 3:
+                return LookupError("three")  # committed, then raised
+            return v
+
+        return work
+
+    calls = [asyncio.create_task(writes.write(insert(v))) for v in range(5)]
+    await asyncio.sleep(0)
+    calls[4].cancel()  # its caller gives up; the write still happens
+    got = await asyncio.gather(*calls, return_exceptions=True)
+    assert got[:2] == [0, 1]
+    assert isinstance(got[2], ValueError)
+    assert isinstance(got[3], LookupError)
+    assert isinstance(got[4], asyncio.CancelledError)
+    await writes.wait()
+    rows = await conn.run(lambda db: db.execute("SELECT v FROM t ORDER BY v").fetchall())
+    assert rows == [(0,), (1,), (3,), (4,)]
+    await conn.close()
