@@ -92,6 +92,8 @@ class GatewaySettings:
     transcodes them to the Python AgentService; the client still gets the legacy answer."""
     initial_weights: Mapping[str, int] = field(default_factory=dict)
     """Canary (or, for `rest`, Python) percentage per split, before any runtime layer."""
+    concurrency: int | None = None
+    """Envoy worker threads (`--concurrency`); None leaves Envoy's default, one per CPU."""
 
     def service(self, name: str) -> ServiceUpstreams:
         for svc in self.services:
