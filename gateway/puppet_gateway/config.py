@@ -277,21 +277,15 @@ def _legacy_error_bodies() -> dict[str, Any]:
 
 
 # Transcoded errors arrive as google.rpc.Status JSON ({"code", "message", "details"}); legacy
-# clients read `error`. Runs before the transcoder on requests (sees the REST path) and after it
-# on responses, so it adds "error": <message> to every REST error body that lacks one.
+# clients read `error`. The filter is off by default and on for the REST routes only (so no gRPC
+# call pays for a Lua coroutine), and has no request hook: on a REST answer it adds
+# "error": <message> to every JSON error body that lacks one and leaves every other answer alone.
 _LEGACY_ERRORS_LUA = r"""
-function envoy_on_request(handle)
-  local path = handle:headers():get(":path") or ""
-  if path:sub(1, 5) == "/api/" then
-    handle:streamInfo():dynamicMetadata():set("puppet.gateway", "rest", "1")
-  end
-end
-
 function envoy_on_response(handle)
-  if handle:streamInfo():dynamicMetadata():get("puppet.gateway") == nil then return end
   local status = tonumber(handle:headers():get(":status") or "200")
+  if status < 400 then return end
   local kind = handle:headers():get("content-type") or ""
-  if status < 400 or not kind:find("application/json", 1, true) then return end
+  if not kind:find("application/json", 1, true) then return end
   local body = handle:body()
   if body == nil or body:length() == 0 then return end
   local text = body:getBytes(0, body:length())
@@ -300,6 +294,7 @@ function envoy_on_response(handle)
   body:setBytes('{"error":"' .. message .. '",' .. text:sub(2))
 end
 """
+LUA_FILTER = "envoy.filters.http.lua"
 
 HEALTH_PATH = "/gateway/healthz"
 """Answered by Envoy itself (200, or 503 while draining): the Kubernetes probe target."""
@@ -320,7 +315,8 @@ def _http_filters(settings: GatewaySettings) -> list[dict[str, Any]]:
     if settings.descriptor is not None:
         filters.append(
             {
-                "name": "envoy.filters.http.lua",
+                "name": LUA_FILTER,
+                "disabled": True,  # the REST routes turn it on
                 "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
                     "default_source_code": {"inline_string": _LEGACY_ERRORS_LUA},
@@ -370,6 +366,9 @@ _TRANSCODE_ON = {
         "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig",
         "config": {},  # an empty Any enables the filter with its listener-level config
     }
+}
+_LUA_ON = {
+    LUA_FILTER: {"@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "config": {}}
 }
 
 
@@ -546,6 +545,7 @@ def _rest_routes(settings: GatewaySettings) -> list[dict[str, Any]]:
     for route in routes:
         route["request_headers_to_add"] = [{"header": {"key": REST_MARKER, "value": "1"}}]
         route["response_headers_to_add"] = _CORS
+        route["typed_per_filter_config"] = {**route.get("typed_per_filter_config", {}), **_LUA_ON}
     preflight = {
         "name": "rest_preflight",
         "stat_prefix": "rest_preflight",
