@@ -132,6 +132,9 @@ class GatewaySettings:
             shadow_port=int(env["PUPPET_GATEWAY_SHADOW_PORT"])
             if env.get("PUPPET_GATEWAY_SHADOW_PORT")
             else None,
+            concurrency=int(env["PUPPET_GATEWAY_CONCURRENCY"])
+            if env.get("PUPPET_GATEWAY_CONCURRENCY")
+            else None,
         )
 
     def with_access_log(self, path: Path) -> GatewaySettings:

@@ -117,6 +117,14 @@ def test_split_weights_never_sum_to_zero(tmp_path, descriptor):
         split_weights(settings, "rest", 5)
 
 
+def test_worker_count_is_envoys_default_unless_set(tmp_path, descriptor):
+    default = Envoy(_settings(tmp_path, descriptor), tmp_path / "a")
+    assert "--concurrency" not in default.command()
+    one = Envoy(_settings(tmp_path, descriptor, PUPPET_GATEWAY_CONCURRENCY="1"), tmp_path / "b")
+    command = one.command()
+    assert command[command.index("--concurrency") + 1] == "1"
+
+
 def test_python_m_puppet_gateway_prepares_a_valid_config(tmp_path):
     from puppet_gateway.serve import prepare
 
