@@ -425,6 +425,11 @@ async def _measure(
         "rest_rps": round(rest.rps),
         "rest_errors": rest.errors,
         "rest_cpu_us_per_req": rest_cpu,
+        # What the servers alone (Envoy, agent, memory) could answer with every core to
+        # themselves: the figure that noise from other tenants moves least.
+        "rest_cpu_bound_rps": round(
+            (os.cpu_count() or 1) * 1e6 / max(sum(rest_cpu[k] for k in pids), 1)
+        ),
         "rest_python_ceiling_rps": round(list_direct),
         "rest_legacy_rps": round(legacy.rps),
         "rest_legacy_errors": legacy.errors,
