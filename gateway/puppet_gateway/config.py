@@ -92,6 +92,8 @@ class GatewaySettings:
     transcodes them to the Python AgentService; the client still gets the legacy answer."""
     initial_weights: Mapping[str, int] = field(default_factory=dict)
     """Canary (or, for `rest`, Python) percentage per split, before any runtime layer."""
+    concurrency: int | None = None
+    """Envoy worker threads (`--concurrency`); None leaves Envoy's default, one per CPU."""
 
     def service(self, name: str) -> ServiceUpstreams:
         for svc in self.services:
@@ -129,6 +131,9 @@ class GatewaySettings:
             admin_port=int(env.get("PUPPET_GATEWAY_ADMIN_PORT", "9901")),
             shadow_port=int(env["PUPPET_GATEWAY_SHADOW_PORT"])
             if env.get("PUPPET_GATEWAY_SHADOW_PORT")
+            else None,
+            concurrency=int(env["PUPPET_GATEWAY_CONCURRENCY"])
+            if env.get("PUPPET_GATEWAY_CONCURRENCY")
             else None,
         )
 
@@ -275,21 +280,15 @@ def _legacy_error_bodies() -> dict[str, Any]:
 
 
 # Transcoded errors arrive as google.rpc.Status JSON ({"code", "message", "details"}); legacy
-# clients read `error`. Runs before the transcoder on requests (sees the REST path) and after it
-# on responses, so it adds "error": <message> to every REST error body that lacks one.
+# clients read `error`. The filter is off by default and on for the REST routes only (so no gRPC
+# call pays for a Lua coroutine), and has no request hook: on a REST answer it adds
+# "error": <message> to every JSON error body that lacks one and leaves every other answer alone.
 _LEGACY_ERRORS_LUA = r"""
-function envoy_on_request(handle)
-  local path = handle:headers():get(":path") or ""
-  if path:sub(1, 5) == "/api/" then
-    handle:streamInfo():dynamicMetadata():set("puppet.gateway", "rest", "1")
-  end
-end
-
 function envoy_on_response(handle)
-  if handle:streamInfo():dynamicMetadata():get("puppet.gateway") == nil then return end
   local status = tonumber(handle:headers():get(":status") or "200")
+  if status < 400 then return end
   local kind = handle:headers():get("content-type") or ""
-  if status < 400 or not kind:find("application/json", 1, true) then return end
+  if not kind:find("application/json", 1, true) then return end
   local body = handle:body()
   if body == nil or body:length() == 0 then return end
   local text = body:getBytes(0, body:length())
@@ -298,6 +297,7 @@ function envoy_on_response(handle)
   body:setBytes('{"error":"' .. message .. '",' .. text:sub(2))
 end
 """
+LUA_FILTER = "envoy.filters.http.lua"
 
 HEALTH_PATH = "/gateway/healthz"
 """Answered by Envoy itself (200, or 503 while draining): the Kubernetes probe target."""
@@ -318,7 +318,8 @@ def _http_filters(settings: GatewaySettings) -> list[dict[str, Any]]:
     if settings.descriptor is not None:
         filters.append(
             {
-                "name": "envoy.filters.http.lua",
+                "name": LUA_FILTER,
+                "disabled": True,  # the REST routes turn it on
                 "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
                     "default_source_code": {"inline_string": _LEGACY_ERRORS_LUA},
@@ -368,6 +369,9 @@ _TRANSCODE_ON = {
         "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig",
         "config": {},  # an empty Any enables the filter with its listener-level config
     }
+}
+_LUA_ON = {
+    LUA_FILTER: {"@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "config": {}}
 }
 
 
@@ -544,6 +548,7 @@ def _rest_routes(settings: GatewaySettings) -> list[dict[str, Any]]:
     for route in routes:
         route["request_headers_to_add"] = [{"header": {"key": REST_MARKER, "value": "1"}}]
         route["response_headers_to_add"] = _CORS
+        route["typed_per_filter_config"] = {**route.get("typed_per_filter_config", {}), **_LUA_ON}
     preflight = {
         "name": "rest_preflight",
         "stat_prefix": "rest_preflight",

@@ -113,6 +113,11 @@ class Envoy:
         self._proc: asyncio.subprocess.Process | None = None
 
     @property
+    def pid(self) -> int | None:
+        """The running Envoy's process id (None before start and after stop)."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def admin_url(self) -> str:
         return f"http://{self.settings.admin_host}:{self.settings.admin_port}"
 
@@ -139,6 +144,11 @@ class Envoy:
             "--disable-hot-restart",  # the default base id collides with any other Envoy
             "--log-level",
             "warn",
+            *(
+                ("--concurrency", str(self.settings.concurrency))
+                if self.settings.concurrency
+                else ()
+            ),
             *extra,
         ]
 

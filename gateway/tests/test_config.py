@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from puppet_gateway.config import GatewaySettings, render
+from puppet_gateway.config import LUA_FILTER, GatewaySettings, render
 from puppet_gateway.envoy import Envoy, split_weights
 
 
@@ -77,6 +77,22 @@ def test_transcoder_is_on_only_for_the_python_share(tmp_path, descriptor):
     assert config["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
 
 
+def test_lua_error_bodies_run_on_rest_routes_only(tmp_path, descriptor):
+    settings = _settings(tmp_path, descriptor, PUPPET_GATEWAY_LEGACY_URL="http://127.0.0.1:3000")
+    config = render(settings)
+    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    (lua,) = [f for f in hcm["typed_config"]["http_filters"] if f["name"] == LUA_FILTER]
+    assert lua["disabled"] is True
+    assert "envoy_on_request" not in lua["typed_config"]["default_source_code"]["inline_string"]
+    routes = _routes(config)
+    rest = [r for name, r in routes.items() if name.startswith("rest_") and "route" in r]
+    assert len(rest) == 6
+    assert all(LUA_FILTER in r["typed_per_filter_config"] for r in rest)
+    grpc = [r for name, r in routes.items() if not name.startswith("rest_")]
+    assert grpc
+    assert not any(LUA_FILTER in r.get("typed_per_filter_config", {}) for r in grpc)
+
+
 def test_only_safe_methods_retry_on_unavailable(tmp_path, descriptor):
     routes = _routes(render(_settings(tmp_path, descriptor)))
     safe, other = routes["memory_safe"], routes["memory_other"]
@@ -99,6 +115,14 @@ def test_split_weights_never_sum_to_zero(tmp_path, descriptor):
         split_weights(settings, "llm", 5)
     with pytest.raises(ValueError, match="no legacy"):
         split_weights(settings, "rest", 5)
+
+
+def test_worker_count_is_envoys_default_unless_set(tmp_path, descriptor):
+    default = Envoy(_settings(tmp_path, descriptor), tmp_path / "a")
+    assert "--concurrency" not in default.command()
+    one = Envoy(_settings(tmp_path, descriptor, PUPPET_GATEWAY_CONCURRENCY="1"), tmp_path / "b")
+    command = one.command()
+    assert command[command.index("--concurrency") + 1] == "1"
 
 
 def test_python_m_puppet_gateway_prepares_a_valid_config(tmp_path):
