@@ -122,10 +122,15 @@ class IndexSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class Insert:
-    """One memory to insert, with the idempotency key it was sent with."""
+    """One memory to insert, with the idempotency key it was sent with.
+
+    last_post_time_us, when set, becomes the persona's last_post_time in the insert's
+    transaction if this row is new (the latest of them when several are).
+    """
 
     row: MemoryRow
     request_id: str | None = None
+    last_post_time_us: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +219,8 @@ class MemoryStore(Protocol):
         """Insert all or nothing; rows whose request_id is known come back as stored.
 
         admit, if given, is called first inside the transaction with the persona as it stands;
-        whatever it raises aborts the insert.
+        whatever it raises aborts the insert. The new rows' latest last_post_time_us (see Insert)
+        is set on the persona in the same transaction, with its update_time_us.
         """
         ...
 
