@@ -39,6 +39,8 @@ _OUTBOX_DELIVERY = {
 TERMINAL = frozenset({"sent", "failed", "rejected"})
 PERSONA_IDS_TTL_S = 10.0
 """How stale the personas a composition may mention can be (each post read all 1,000 before)."""
+ALLOWED_HANDLES = 100
+"""A composition may mention this many other personas: the first ones by creation."""
 PERSONA_LIST_TTL_S = 1.0
 """How long a page of persona records is reused by the listings (each GET /api/agents read the
 table): a persona created, replaced, paused or deleted through another replica shows at most
@@ -125,8 +127,9 @@ class Fleet:
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _parsed: dict[str, tuple[tuple[int, float], PersonaFile]] = field(default_factory=dict)
     """Each persona's validated file by (version, update time): a post needed it 2-3 times."""
-    _ids: tuple[float, list[str]] | None = None
-    """(monotonic time read, ids of the first 1,000 personas): every composition names them."""
+    _ids: tuple[float, list[tuple[str, str]]] | None = None
+    """(monotonic time read, (id, handle) of the first ALLOWED_HANDLES + 1 personas): every
+    composition names ALLOWED_HANDLES of them (all but its own)."""
     _pages: dict[tuple[int, int, bool | None], tuple[float, list[PersonaRecord]]] = field(
         default_factory=dict
     )
@@ -327,11 +330,10 @@ class Fleet:
         recent, (memories, recalled), ids = await asyncio.gather(
             self.store.list_posts(agent_id, delivery=None, before_seq=None, limit=50),
             self.clients.memory.recall_with_state(agent_id, query, self.recall_top_k),
-            self._persona_ids(),
+            self._persona_handles(),
         )
         state = recalled if state is None else state
         mood = convert.mood(state)
-        known = [k for k in ids if k != agent_id]
         return llm_pb2.CompositionContext(
             mood=llm_pb2.Mood(valence=mood.valence, arousal=mood.arousal, dominance=mood.dominance),
             memories=[
@@ -344,7 +346,7 @@ class Fleet:
                 for m in memories
             ],
             recent_posts=[p.text for p in recent],
-            allowed_handles=[handle_for(k) for k in known[:100]],
+            allowed_handles=[h for k, h in ids if k != agent_id][:ALLOWED_HANDLES],
         ), state
 
     def too_soon(
@@ -614,12 +616,14 @@ class Fleet:
         self.life.event_created(record)
         return record
 
-    async def _persona_ids(self) -> list[str]:
-        """Ids of the first 1,000 personas, re-read at most every PERSONA_IDS_TTL_S (other
-        replicas create and delete too) and at once after a change made here."""
+    async def _persona_handles(self) -> list[tuple[str, str]]:
+        """(id, sandbox handle) of the first ALLOWED_HANDLES + 1 personas, re-read at most every
+        PERSONA_IDS_TTL_S (other replicas create and delete too) and at once after a change
+        made here."""
         now = time.monotonic()
         if self._ids is None or now - self._ids[0] >= PERSONA_IDS_TTL_S:
-            self._ids = (now, [r.id for r in await self.store.list_personas(limit=1_000)])
+            records = await self.store.list_personas(limit=ALLOWED_HANDLES + 1)
+            self._ids = (now, [(r.id, handle_for(r.id)) for r in records])
         return self._ids[1]
 
     def _lock(self, agent_id: str) -> asyncio.Lock:

@@ -94,3 +94,19 @@ async def test_without_a_cache_too_soon_is_refused_on_the_recalled_state(
     before = memory_calls()
     await suite.agent.CreatePost(pb.CreatePostRequest(agent_id=AGENT, force=True, topic="tea"))
     assert since(before) == {"RecallMemories": 1, "CreateMemory": 1}
+
+
+async def test_a_composition_may_mention_the_other_personas_but_itself(
+    suite_factory: Any,
+) -> None:
+    suite = await started(suite_factory)
+    raw: dict[str, Any] = json.loads((REPO / "config" / "agents" / f"{AGENT}.json").read_text())
+    for agent_id in ("other-one", "other_two"):
+        persona = struct_pb2.Struct()
+        persona.update({**raw, "id": agent_id, "name": agent_id})
+        await suite.agent.CreateAgent(pb.CreateAgentRequest(persona=persona))
+    got = await suite.agent.GetAgentContext(pb.GetAgentContextRequest(agent_id="other-one"))
+    rule = next(line for line in got.context.splitlines() if "Mention nobody" in line)
+    assert "@test_grok_agent," in rule  # handles: [^A-Za-z0-9_] as "_", at most 15 long
+    assert "@other_two" in rule
+    assert "@other_one" not in rule
