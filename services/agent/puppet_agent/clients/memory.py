@@ -248,9 +248,6 @@ class MemoryClient:
                     break
         return out[:limit]
 
-    async def recall(self, agent_id: str, query: str, top_k: int) -> list[memory_pb2.Memory]:
-        return (await self.recall_with_state(agent_id, query, top_k))[0]
-
     async def recall_with_state(
         self, agent_id: str, query: str, top_k: int
     ) -> tuple[list[memory_pb2.Memory], persona_pb2.Persona | None]:
