@@ -39,6 +39,8 @@ _OUTBOX_DELIVERY = {
 TERMINAL = frozenset({"sent", "failed", "rejected"})
 PERSONA_IDS_TTL_S = 10.0
 """How stale the personas a composition may mention can be (each post read all 1,000 before)."""
+ALLOWED_HANDLES = 100
+"""A composition may mention this many other personas: the first ones by creation."""
 PERSONA_LIST_TTL_S = 1.0
 """How long a page of persona records is reused by the listings (each GET /api/agents read the
 table): a persona created, replaced, paused or deleted through another replica shows at most
@@ -125,8 +127,9 @@ class Fleet:
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _parsed: dict[str, tuple[tuple[int, float], PersonaFile]] = field(default_factory=dict)
     """Each persona's validated file by (version, update time): a post needed it 2-3 times."""
-    _ids: tuple[float, list[str]] | None = None
-    """(monotonic time read, ids of the first 1,000 personas): every composition names them."""
+    _ids: tuple[float, list[tuple[str, str]]] | None = None
+    """(monotonic time read, (id, handle) of the first ALLOWED_HANDLES + 1 personas): every
+    composition names ALLOWED_HANDLES of them (all but its own)."""
     _pages: dict[tuple[int, int, bool | None], tuple[float, list[PersonaRecord]]] = field(
         default_factory=dict
     )
@@ -316,13 +319,21 @@ class Fleet:
     async def context(
         self, agent_id: str, state: persona_pb2.Persona | None, query: str
     ) -> llm_pb2.CompositionContext:
-        recent, memories, ids = await asyncio.gather(
+        """The composition context with the mood of state (read by the caller)."""
+        return (await self._composition(agent_id, query, state))[0]
+
+    async def _composition(
+        self, agent_id: str, query: str, state: persona_pb2.Persona | None = None
+    ) -> tuple[llm_pb2.CompositionContext, persona_pb2.Persona | None]:
+        """The composition context and the persona's state, read with the recall (one memory
+        call); a state given is used for the mood instead."""
+        recent, (memories, recalled), ids = await asyncio.gather(
             self.store.list_posts(agent_id, delivery=None, before_seq=None, limit=50),
-            self.clients.memory.recall(agent_id, query, self.recall_top_k),
-            self._persona_ids(),
+            self.clients.memory.recall_with_state(agent_id, query, self.recall_top_k),
+            self._persona_handles(),
         )
+        state = recalled if state is None else state
         mood = convert.mood(state)
-        known = [k for k in ids if k != agent_id]
         return llm_pb2.CompositionContext(
             mood=llm_pb2.Mood(valence=mood.valence, arousal=mood.arousal, dominance=mood.dominance),
             memories=[
@@ -335,8 +346,8 @@ class Fleet:
                 for m in memories
             ],
             recent_posts=[p.text for p in recent],
-            allowed_handles=[handle_for(k) for k in known[:100]],
-        )
+            allowed_handles=[h for k, h in ids if k != agent_id][:ALLOWED_HANDLES],
+        ), state
 
     def too_soon(
         self, persona: PersonaFile, state: persona_pb2.Persona | None
@@ -349,6 +360,11 @@ class Fleet:
         if self.clock() - last >= gap:
             return None
         return int(last * 1000), last + gap
+
+    def _refuse_too_soon(self, persona: PersonaFile, state: persona_pb2.Persona | None) -> None:
+        soon = self.too_soon(persona, state)
+        if soon is not None:
+            raise errors.post_too_soon(soon[0], _dt(soon[1]))
 
     async def create_post(
         self,
@@ -363,19 +379,21 @@ class Fleet:
     ) -> Composed:
         """Compose, hand to the outbox (request_id makes a repeat harmless), remember.
 
-        persona: the caller's copy when it has just read it (saves reading it again)."""
+        "Too soon" is checked on the cached state first (no memory call when it refuses), then
+        on the state read with the recall. persona: the caller's copy when it has just read it
+        (saves reading it again)."""
         async with self._lock(agent_id):
             if persona is None:
                 _, persona = await self.persona(agent_id)
-            state = await self.state(agent_id)
-            soon = self.too_soon(persona, state)
-            if soon is not None and not force:
-                raise errors.post_too_soon(soon[0], _dt(soon[1]))
+            if not force:
+                self._refuse_too_soon(persona, self.clients.memory.cached_state(agent_id))
             parts = min(
                 max(thread_length, 0), persona.behavior.content_preferences.max_thread_length
             )
             query = topic or persona.description or persona.display_name
-            context = await self.context(agent_id, state, query)
+            context, state = await self._composition(agent_id, query)
+            if not force:
+                self._refuse_too_soon(persona, state)
             composed = await self.clients.llm.compose_post(
                 convert.llm_persona(agent_id, persona, self.provider),
                 context,
@@ -409,7 +427,6 @@ class Fleet:
         """Compose a reply (or quote) to a network post, hand it to the outbox, remember."""
         async with self._lock(agent_id):
             _, persona = await self.persona(agent_id)
-            state = await self.state(agent_id)
             target_name = f"accounts/-/posts/{target_id}"
             post = await self.clients.social.get_post(agent_id, target_name)
             ancestors = await self.clients.social.conversation(post.name) if post else []
@@ -427,7 +444,7 @@ class Fleet:
                 ],
             )
             counterparty = await self._counterparty(agent_id, post)
-            context = await self.context(agent_id, state, target.text)
+            context, _ = await self._composition(agent_id, target.text)
             if counterparty is not None:
                 context.allowed_handles.append(counterparty.id)
             llm_persona = convert.llm_persona(agent_id, persona, self.provider)
@@ -475,8 +492,7 @@ class Fleet:
         """A post about a confirmed trade, rendered by the llm from the receipt's facts only."""
         async with self._lock(agent_id):
             _, persona = await self.persona(agent_id)
-            state = await self.state(agent_id)
-            context = await self.context(agent_id, state, f"trade {trade.output_symbol}")
+            context, _ = await self._composition(agent_id, f"trade {trade.output_symbol}")
             composition = await self.clients.llm.compose_trade(
                 convert.llm_persona(agent_id, persona, self.provider),
                 context,
@@ -519,7 +535,7 @@ class Fleet:
         now = self.clock()
         delivery, due = delivery_of(item, now)
         sent = item.posts[0] if item.state == social_pb2.OUTBOX_STATE_SENT and item.posts else ""
-        record, _, _ = await asyncio.gather(
+        record, _ = await asyncio.gather(
             self.store.add_post(
                 PostRecord(
                     id=uuid.uuid4().hex[:16],
@@ -547,8 +563,8 @@ class Fleet:
                     ),
                 ),
                 request_id=derived("post-memory", request_id),
+                last_post_time=_dt(now),
             ),
-            self.clients.memory.set_last_post(agent_id, _dt(now)),
         )
         return record
 
@@ -600,12 +616,14 @@ class Fleet:
         self.life.event_created(record)
         return record
 
-    async def _persona_ids(self) -> list[str]:
-        """Ids of the first 1,000 personas, re-read at most every PERSONA_IDS_TTL_S (other
-        replicas create and delete too) and at once after a change made here."""
+    async def _persona_handles(self) -> list[tuple[str, str]]:
+        """(id, sandbox handle) of the first ALLOWED_HANDLES + 1 personas, re-read at most every
+        PERSONA_IDS_TTL_S (other replicas create and delete too) and at once after a change
+        made here."""
         now = time.monotonic()
         if self._ids is None or now - self._ids[0] >= PERSONA_IDS_TTL_S:
-            self._ids = (now, [r.id for r in await self.store.list_personas(limit=1_000)])
+            records = await self.store.list_personas(limit=ALLOWED_HANDLES + 1)
+            self._ids = (now, [(r.id, handle_for(r.id)) for r in records])
         return self._ids[1]
 
     def _lock(self, agent_id: str) -> asyncio.Lock:

@@ -43,6 +43,7 @@ class Draft:
     create_time_us: int | None
     embedding: tuple[str, Vector] | None
     request_id: str | None
+    last_post_time_us: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,7 @@ class Creates(Upkeep):
                     vector=vector,
                 ),
                 d.request_id,
+                d.last_post_time_us,
             )
             for d, (model, vector) in zip(drafts, vectors, strict=True)
         ]

@@ -122,10 +122,11 @@ class MemoryDomain(Creates):
 
     async def recall(
         self, agent: str, query: str | tuple[str, Vector], params: RecallQuery
-    ) -> tuple[list[tuple[Hit, MemoryRow]], str]:
+    ) -> tuple[list[tuple[Hit, MemoryRow]], PersonaRow]:
+        """The best matches, with the persona as read for the recall."""
         persona = await self.persona(agent)
         if persona.memory_count == 0:
-            return [], persona.embedding_model
+            return [], persona
         if isinstance(query, str):
             self._check(persona, self.embedder.model, self.embedder.dimension)
             vector = await self.query_vector(query)
@@ -138,9 +139,7 @@ class MemoryDomain(Creates):
             m.memory_id: m
             for m in await self.store.get_memories(agent, [h.memory_id for h in hits])
         }
-        return [
-            (h, rows[h.memory_id]) for h in hits if h.memory_id in rows
-        ], persona.embedding_model
+        return [(h, rows[h.memory_id]) for h in hits if h.memory_id in rows], persona
 
     # relationships
 

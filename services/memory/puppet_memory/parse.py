@@ -77,6 +77,9 @@ def draft(c: Checks, req: pb.CreateMemoryRequest, prefix: str, request_id: str |
         if req.HasField("embedding")
         else None,
         request_id=c.request_id(f"{prefix}request_id", req.request_id) or request_id,
+        last_post_time_us=c.timestamp(f"{prefix}last_post_time", req.last_post_time, past=True)
+        if req.HasField("last_post_time")
+        else None,
     )
 
 

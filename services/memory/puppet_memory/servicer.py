@@ -125,9 +125,11 @@ class MemoryServicer(rpc.MemoryServiceServicer):
         query, params = parse.recall(c, request)
         c.done()
         with translated(request.parent):
-            hits, model = await self._d.recall(agent, query, params)
+            hits, persona = await self._d.recall(agent, query, params)
         return pb.RecallMemoriesResponse(
-            results=[convert.scored(h, r) for h, r in hits], embedding_model=model
+            results=[convert.scored(h, r) for h, r in hits],
+            embedding_model=persona.embedding_model,
+            persona=self._persona(persona),
         )
 
     async def ReembedMemories(

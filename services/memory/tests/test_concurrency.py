@@ -12,6 +12,7 @@ import grpc
 import numpy as np
 import numpy.typing as npt
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from puppet.memory.v1 import memory_pb2 as m
 from puppet.memory.v1 import memory_service_pb2 as pb
 from puppet.memory.v1 import persona_pb2 as p
@@ -135,6 +136,23 @@ async def test_grouped_creates_each_get_their_own_answer(serve, tmp_path, poison
         assert await count(stub) == 1 + 8 + 1
         again = await stub.CreateMemory(create("dup", request_id="same"))
         assert again.memory.name == outcomes[8].memory.name
+
+
+async def test_grouped_creates_keep_the_latest_post_time(serve, tmp_path) -> None:
+    store = GatedStore(tmp_path / "gated.sqlite3")
+    async with serve(store=store) as stub:
+        await stub.CreatePersona(pb.CreatePersonaRequest(persona_id="a1"))
+        first = stub.CreateMemory(create("first", last_post_time=Timestamp(seconds=100)))
+        seconds = [300, 500, 200, None, 400]
+        requests = [
+            create(f"post {i}", last_post_time=None if s is None else Timestamp(seconds=s))
+            for i, s in enumerate(seconds)
+        ]
+        await grouped(store, [partial(stub.CreateMemory, r) for r in requests])
+        await first
+        assert store.writes == [1, 5]
+        got = await stub.GetPersona(pb.GetPersonaRequest(name="agents/a1"))
+        assert (got.persona.last_post_time.seconds, got.persona.memory_count) == (500, 6)
 
 
 async def test_grouped_core_creates_respect_the_budget(serve, tmp_path) -> None:

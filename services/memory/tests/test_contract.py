@@ -301,6 +301,22 @@ BAD_MEMORIES = [
     (create("x", parent="a1"), "parent"),
     (
         pb.CreateMemoryRequest(
+            parent="agents/a1",
+            memory=m.Memory(content="x"),
+            last_post_time=timestamp_pb2.Timestamp(seconds=NOW.seconds + 3600),
+        ),
+        "last_post_time",
+    ),
+    (
+        pb.CreateMemoryRequest(
+            parent="agents/a1",
+            memory=m.Memory(content="x"),
+            last_post_time=timestamp_pb2.Timestamp(seconds=1, nanos=-1),
+        ),
+        "last_post_time",
+    ),
+    (
+        pb.CreateMemoryRequest(
             parent="agents/a1", memory=m.Memory(content="x"), request_id="r" * 129
         ),
         "request_id",
@@ -326,6 +342,47 @@ BAD_MEMORIES = [
 async def test_create_memory_rejects_bad_fields(memory: Stub, req, field: str) -> None:
     await fails(memory.CreateMemory(req), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD", field)
     assert await contents(memory) == []
+    persona = (await memory.GetPersona(pb.GetPersonaRequest(name="agents/a1"))).persona
+    assert not persona.HasField("last_post_time")
+
+
+async def test_create_memory_sets_last_post_time_with_the_memory(memory: Stub) -> None:
+    posted = timestamp_pb2.Timestamp(seconds=NOW.seconds - 60, nanos=123_000)
+    req = create("a post", kind=m.MEMORY_KIND_POST)
+    req.request_id = "post-1"
+    req.last_post_time.CopyFrom(posted)
+    await memory.CreateMemory(req)
+    got = (await memory.GetPersona(pb.GetPersonaRequest(name="agents/a1"))).persona
+    assert got.last_post_time == posted
+    assert got.update_time.seconds >= NOW.seconds
+    again = pb.CreateMemoryRequest()
+    again.CopyFrom(req)
+    again.last_post_time.seconds += 30  # a replay stores neither memory nor time again
+    await memory.CreateMemory(again)
+    await memory.CreateMemory(create("no time"))  # unset leaves it as it is
+    got = (await memory.GetPersona(pb.GetPersonaRequest(name="agents/a1"))).persona
+    assert (got.last_post_time, got.memory_count) == (posted, 2)
+    later = timestamp_pb2.Timestamp(seconds=NOW.seconds - 10)
+    batch = pb.BatchCreateMemoriesRequest(
+        parent="agents/a1",
+        requests=[
+            pb.CreateMemoryRequest(memory=m.Memory(content="b1"), last_post_time=later),
+            pb.CreateMemoryRequest(memory=m.Memory(content="b2"), last_post_time=posted),
+        ],
+    )
+    await memory.BatchCreateMemories(batch)
+    got = (await memory.GetPersona(pb.GetPersonaRequest(name="agents/a1"))).persona
+    assert got.last_post_time == later  # the latest of the batch
+    batch.requests[1].last_post_time.seconds = NOW.seconds + 3600
+    batch.requests[0].memory.content = "c1"
+    await fails(
+        memory.BatchCreateMemories(batch),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_FIELD",
+        "requests[1].last_post_time",
+    )
+    got = (await memory.GetPersona(pb.GetPersonaRequest(name="agents/a1"))).persona
+    assert (got.last_post_time, got.memory_count) == (later, 4)
 
 
 async def test_batch_create_is_all_or_nothing(memory: Stub) -> None:
@@ -603,6 +660,21 @@ async def test_recall_bad_input(memory: Stub) -> None:
 async def test_recall_on_an_empty_persona_is_empty(memory: Stub) -> None:
     got = await memory.RecallMemories(pb.RecallMemoriesRequest(parent="agents/a1", text="tea"))
     assert list(got.results) == []
+    assert got.persona.name == "agents/a1"
+
+
+async def test_recall_returns_the_persona_state(memory: Stub) -> None:
+    await memory.ShiftMood(pb.ShiftMoodRequest(name="agents/a1", valence_delta=0.5))
+    req = create("tea post", kind=m.MEMORY_KIND_POST)
+    req.last_post_time.CopyFrom(timestamp_pb2.Timestamp(seconds=NOW.seconds - 5))
+    await memory.CreateMemory(req)
+    got = await memory.RecallMemories(pb.RecallMemoriesRequest(parent="agents/a1", text="tea"))
+    state = (await memory.GetPersona(pb.GetPersonaRequest(name="agents/a1"))).persona
+    assert [x.memory.content for x in got.results] == ["tea post"]
+    assert got.persona == state
+    assert got.persona.mood.valence == 0.5
+    assert got.persona.last_post_time.seconds == NOW.seconds - 5
+    assert got.embedding_model == state.embedding_model != ""
 
 
 # budgets

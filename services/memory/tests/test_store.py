@@ -100,6 +100,53 @@ async def test_insert_is_idempotent_and_counts(store: MemoryStore, persona: Pers
     assert (await store.get_persona("a1")).memory_count == 2  # type: ignore[union-attr]
 
 
+async def test_insert_sets_the_latest_post_time_with_new_rows_only(
+    store: MemoryStore, persona: PersonaRow
+) -> None:
+    await store.mutate_persona(
+        "a1", lambda p: replace(p, state={"k": "v"}), op="set", request_id=None
+    )
+    done = await store.insert_memories(
+        "a1",
+        [
+            Insert(row("m1", t=10), "k1", last_post_time_us=1_000),
+            Insert(row("m2", t=30), None, last_post_time_us=3_000),
+            Insert(row("m3", t=20), None, last_post_time_us=2_000),
+            Insert(row("m4", t=40)),
+        ],
+    )
+    assert (done.persona.last_post_time_us, done.persona.update_time_us) == (3_000, 30)
+    got = await store.get_persona("a1")
+    assert got is not None
+    assert (got.last_post_time_us, got.update_time_us, got.state) == (3_000, 30, {"k": "v"})
+    # A replayed key stores neither its memory nor its time again.
+    again = await store.insert_memories(
+        "a1", [Insert(row("m5", t=50), "k1", last_post_time_us=9_000)]
+    )
+    assert again.created == [False]
+    got = await store.get_persona("a1")
+    assert got is not None
+    assert got.last_post_time_us == 3_000
+    # Refused: neither the memory nor the time lands.
+    with pytest.raises(EmbeddingMismatchError):
+        await store.insert_memories(
+            "a1", [Insert(row("m6", t=60, dim=4), None, last_post_time_us=8_000)]
+        )
+    got = await store.get_persona("a1")
+    assert got is not None
+    assert (got.last_post_time_us, got.memory_count) == (3_000, 4)
+    # A later state update (read after the insert) keeps the time.
+    changed, _ = await store.mutate_persona(
+        "a1", lambda p: replace(p, last_mention_id="x"), op="set", request_id=None
+    )
+    assert (changed.last_post_time_us, changed.last_mention_id) == (3_000, "x")
+    # Without a time, an insert leaves it as it is.
+    await store.insert_memories("a1", [Insert(row("m7", t=70))])
+    got = await store.get_persona("a1")
+    assert got is not None
+    assert (got.last_post_time_us, got.update_time_us) == (3_000, 30)
+
+
 async def test_insert_is_all_or_nothing(store: MemoryStore, persona: PersonaRow) -> None:
     seen: list[PersonaRow] = []
 

@@ -30,19 +30,31 @@ class MemoryClient:
 
     Persona state (mood, last post, cursor, state map) is read through a cache: an entry is
     served for at most state_ttl_s after it was read, and this client's own writes replace it
-    with what memory answered. So what a caller sees is this replica's latest write, or another
-    writer's (another replica, an operator calling memory directly) at most state_ttl_s late.
-    0 turns the cache off.
+    with what memory answered (a post memory created with last_post_time sets that field of the
+    entry, which keeps its read time). A recall refreshes the entry with the state it returns.
+    So what a caller sees is this replica's latest write, or another writer's (another replica,
+    an operator calling memory directly) at most state_ttl_s late. 0 turns the cache off.
     """
 
     stub: MemoryServiceAsyncStub
     state_ttl_s: float = 0.0
     _states: dict[str, tuple[float, persona_pb2.Persona]] = field(default_factory=dict)
+    _writes: dict[str, int] = field(default_factory=dict)
+    """Per persona, how many writes of this client touched its state (or dropped it): a
+    recall's state, read before it answered, is cached only if no write came meanwhile."""
 
     def _keep(self, agent_id: str, persona: persona_pb2.Persona) -> persona_pb2.Persona:
         if self.state_ttl_s > 0:
             self._states[agent_id] = (time.monotonic(), persona)
         return persona
+
+    def _wrote(self, agent_id: str, persona: persona_pb2.Persona | None) -> None:
+        """A write's answer replaces the cached state (None drops it)."""
+        self._writes[agent_id] = self._writes.get(agent_id, 0) + 1
+        if persona is None:
+            self._states.pop(agent_id, None)
+        else:
+            self._keep(agent_id, persona)
 
     def _cached(self, agent_id: str) -> persona_pb2.Persona | None:
         found = self._states.get(agent_id)
@@ -53,9 +65,13 @@ class MemoryClient:
             return None
         return found[1]
 
+    def cached_state(self, agent_id: str) -> persona_pb2.Persona | None:
+        """The persona's cached state while fresh enough (see the class); never calls memory."""
+        return self._cached(agent_id)
+
     def forget(self, agent_id: str) -> None:
         """Drop the persona's cached state (its next read asks memory)."""
-        self._states.pop(agent_id, None)
+        self._wrote(agent_id, None)
 
     async def ensure_persona(self, agent_id: str, display_name: str) -> persona_pb2.Persona:
         request = memory_service_pb2.CreatePersonaRequest(
@@ -126,10 +142,6 @@ class MemoryClient:
         with calling("memory", agent_id):
             await self.stub.DeletePersona(request)
 
-    async def set_last_post(self, agent_id: str, when: datetime) -> None:
-        persona = persona_pb2.Persona(name=f"agents/{agent_id}", last_post_time=ts(when))
-        await self._update(agent_id, persona, ["last_post_time"])
-
     async def set_last_mention(self, agent_id: str, post_id: str) -> None:
         persona = persona_pb2.Persona(name=f"agents/{agent_id}", last_mention_id=post_id[:64])
         await self._update(agent_id, persona, ["last_mention_id"])
@@ -149,7 +161,7 @@ class MemoryClient:
         except BaseException:
             self.forget(agent_id)
             raise
-        self._keep(agent_id, response.persona)
+        self._wrote(agent_id, response.persona)
 
     async def shift_mood(
         self, agent_id: str, dv: float, da: float, dd: float, request_id: str = ""
@@ -167,16 +179,42 @@ class MemoryClient:
         except BaseException:
             self.forget(agent_id)
             raise
-        return self._keep(agent_id, persona)
+        self._wrote(agent_id, persona)
+        return persona
 
     async def create_memory(
-        self, agent_id: str, memory: memory_pb2.Memory, request_id: str = ""
+        self,
+        agent_id: str,
+        memory: memory_pb2.Memory,
+        request_id: str = "",
+        *,
+        last_post_time: datetime | None = None,
     ) -> memory_pb2.Memory:
+        """Store a memory; with last_post_time, the persona's last post time in the same
+        transaction (a post's memory and its time land together or not at all)."""
         request = memory_service_pb2.CreateMemoryRequest(
-            parent=f"agents/{agent_id}", memory=memory, request_id=request_id
+            parent=f"agents/{agent_id}",
+            memory=memory,
+            request_id=request_id,
+            last_post_time=ts(last_post_time),
         )
-        with calling("memory", agent_id):
-            return (await self.stub.CreateMemory(request)).memory
+        if last_post_time is None:
+            with calling("memory", agent_id):
+                return (await self.stub.CreateMemory(request)).memory
+        try:
+            with calling("memory", agent_id):
+                created = (await self.stub.CreateMemory(request)).memory
+        except BaseException:
+            self.forget(agent_id)
+            raise
+        self._writes[agent_id] = self._writes.get(agent_id, 0) + 1
+        found = self._states.get(agent_id)
+        if found is not None:
+            state = persona_pb2.Persona()
+            state.CopyFrom(found[1])
+            state.last_post_time.CopyFrom(request.last_post_time)
+            self._states[agent_id] = (found[0], state)
+        return created
 
     async def seed(
         self, agent_id: str, memories: Sequence[memory_pb2.Memory], request_id: str
@@ -210,14 +248,32 @@ class MemoryClient:
                     break
         return out[:limit]
 
-    async def recall(self, agent_id: str, query: str, top_k: int) -> list[memory_pb2.Memory]:
+    async def recall_with_state(
+        self, agent_id: str, query: str, top_k: int
+    ) -> tuple[list[memory_pb2.Memory], persona_pb2.Persona | None]:
+        """The top_k memories matching query and the persona's state as memory read it for the
+        recall, in one call (which refreshes the cached state). Without a recall to make (no
+        query, top_k 0) the state is read as get_persona does; None when memory lacks it."""
         if top_k <= 0 or not query.strip():
-            return []
+            try:
+                return [], await self.get_persona(agent_id)
+            except NotFound:
+                return [], None
         request = memory_service_pb2.RecallMemoriesRequest(
             parent=f"agents/{agent_id}", text=query[:8_000], top_k=top_k
         )
+        writes = self._writes.get(agent_id, 0)
         with calling("memory", agent_id):
-            return [r.memory for r in (await self.stub.RecallMemories(request)).results]
+            response = await self.stub.RecallMemories(request)
+        memories = [r.memory for r in response.results]
+        if not response.HasField("persona"):  # a memory service older than the field
+            try:
+                return memories, await self.get_persona(agent_id)
+            except NotFound:
+                return memories, None
+        if self._writes.get(agent_id, 0) == writes:
+            self._keep(agent_id, response.persona)
+        return memories, response.persona
 
     async def relationships(
         self, agent_id: str, limit: int = 1_000

@@ -100,7 +100,8 @@ class MemoryStore(Protocol):
         """Insert all or nothing; rows whose request_id is known come back as stored.
 
         admit, if given, is called first inside the transaction with the persona as it stands;
-        whatever it raises aborts the insert.
+        whatever it raises aborts the insert. The new rows' latest last_post_time_us (see Insert)
+        is set on the persona in the same transaction, with its update_time_us.
         """
         ...
 

@@ -121,10 +121,15 @@ class IndexSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class Insert:
-    """One memory to insert, with the idempotency key it was sent with."""
+    """One memory to insert, with the idempotency key it was sent with.
+
+    last_post_time_us, when set, becomes the persona's last_post_time in the insert's
+    transaction if this row is new (the latest of them when several are).
+    """
 
     row: MemoryRow
     request_id: str | None = None
+    last_post_time_us: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,21 @@ def plan_inserts(
     return plan
 
 
+def post_time(
+    inserts: Sequence[Insert], plan: Sequence[tuple[MemoryRow, bool]]
+) -> tuple[int, int] | None:
+    """(last_post_time_us, update_time_us) to set on the persona: the latest post time among the
+    new rows' inserts and the latest of those rows' update times; None when no new row has one."""
+    found: tuple[int, int] | None = None
+    for item, (row, created) in zip(inserts, plan, strict=True):
+        t = item.last_post_time_us
+        if not created or t is None:
+            continue
+        u = row.update_time_us
+        found = (t, u) if found is None else (max(found[0], t), max(found[1], u))
+    return found
+
+
 def new_keys(
     agent: str, inserts: Sequence[Insert], plan: Sequence[tuple[MemoryRow, bool]]
 ) -> list[tuple[str, str, str]]:

@@ -134,6 +134,7 @@ class CreateMemoryRequest(_message.Message):
     MEMORY_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     EMBEDDING_FIELD_NUMBER: _builtins.int
+    LAST_POST_TIME_FIELD_NUMBER: _builtins.int
     parent: _builtins.str
     """The owner. Format: agents/{agent}. In a BatchCreateMemoriesRequest it may be empty or must
     equal the batch's parent.
@@ -148,6 +149,15 @@ class CreateMemoryRequest(_message.Message):
     def embedding(self) -> _memory_pb2.Embedding:
         """Optional precomputed vector for the content. Unset means the service embeds the content."""
 
+    @_builtins.property
+    def last_post_time(self) -> _timestamp_pb2.Timestamp:
+        """Optional: also set the persona's last_post_time to this (not in the future), in the same
+        transaction as the memory: the memory of a post and the time of the post are stored together
+        or not at all. A repeat with a known request_id stores neither again. When concurrent creates
+        for one persona are written together, the latest of their times is kept. Unset leaves
+        last_post_time as it is.
+        """
+
     def __init__(
         self,
         *,
@@ -155,10 +165,11 @@ class CreateMemoryRequest(_message.Message):
         memory: _memory_pb2.Memory | None = ...,
         request_id: _builtins.str = ...,
         embedding: _memory_pb2.Embedding | None = ...,
+        last_post_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["embedding", b"embedding", "memory", b"memory"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["embedding", b"embedding", "last_post_time", b"last_post_time", "memory", b"memory"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["embedding", b"embedding", "memory", b"memory", "parent", b"parent", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["embedding", b"embedding", "last_post_time", b"last_post_time", "memory", b"memory", "parent", b"parent", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -465,6 +476,7 @@ class RecallMemoriesResponse(_message.Message):
 
     RESULTS_FIELD_NUMBER: _builtins.int
     EMBEDDING_MODEL_FIELD_NUMBER: _builtins.int
+    PERSONA_FIELD_NUMBER: _builtins.int
     embedding_model: _builtins.str
     """Model the query was compared in (the persona's embedding_model); empty if the persona has
     no memories yet.
@@ -473,15 +485,23 @@ class RecallMemoriesResponse(_message.Message):
     def results(self) -> _containers.RepeatedCompositeFieldContainer[_memory_pb2.ScoredMemory]:
         """Up to top_k memories, best first. Empty when nothing matches the filters."""
 
+    @_builtins.property
+    def persona(self) -> _persona_pb2.Persona:
+        """The persona and its state as read for this recall (the same as GetPersona would have
+        answered then), so a caller that needs both the recall and the state (mood, last_post_time)
+        makes one call.
+        """
+
     def __init__(
         self,
         *,
         results: _abc.Iterable[_memory_pb2.ScoredMemory] | None = ...,
         embedding_model: _builtins.str = ...,
+        persona: _persona_pb2.Persona | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["persona", b"persona"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["embedding_model", b"embedding_model", "results", b"results"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["embedding_model", b"embedding_model", "persona", b"persona", "results", b"results"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -28,6 +28,7 @@ from puppet_memory.store.rules import check_request_op
 Doc = dict[str, Any]
 Db = AsyncDatabase[Doc]
 COUNTERS = ("memory_count", "core_count", "memory_revision")
+_INCREMENTS = (*COUNTERS, "state_rev")
 
 
 def persona_of(doc: Doc) -> PersonaRow:
@@ -74,8 +75,9 @@ async def claim(
 
 
 async def bump(db: Db, s: AsyncClientSession, agent: str, revision: int, **changes: Any) -> int:
-    """Compare-and-set on memory_revision, so concurrent replicas can't interleave."""
-    inc = {k: changes.pop(k) for k in list(changes) if k in COUNTERS}
+    """Compare-and-set on memory_revision, so concurrent replicas can't interleave; changes
+    named in COUNTERS (or state_rev) are added, the others set."""
+    inc = {k: changes.pop(k) for k in list(changes) if k in _INCREMENTS}
     done = await db.personas.update_one(
         {"_id": agent, "memory_revision": revision},
         {"$inc": {**inc, "memory_revision": 1}, **({"$set": changes} if changes else {})},

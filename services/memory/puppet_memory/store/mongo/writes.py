@@ -18,7 +18,13 @@ from puppet_memory.store.mongo.docs import (
     persona_of,
 )
 from puppet_memory.store.records import vector_bytes
-from puppet_memory.store.rules import check_embedding, known_results, new_keys, plan_inserts
+from puppet_memory.store.rules import (
+    check_embedding,
+    known_results,
+    new_keys,
+    plan_inserts,
+    post_time,
+)
 
 
 async def insert(
@@ -54,6 +60,18 @@ async def insert(
             ],
             session=s,
         )
+    posted = post_time(inserts, plan)
+    # A post's time changes the caller-owned state: state_rev moves too, so a state update that
+    # read the persona before this insert cannot write the old time back (see mutate_persona).
+    stamp = (
+        {}
+        if posted is None
+        else {
+            "state.last_post_time_us": posted[0],
+            "state.update_time_us": posted[1],
+            "state_rev": 1,
+        }
+    )
     revision = await bump(
         db,
         s,
@@ -63,6 +81,7 @@ async def insert(
         core_count=cores,
         embedding_model=model,
         embedding_dimension=dim,
+        **stamp,
     )
     persona = replace(
         persona,
@@ -72,6 +91,8 @@ async def insert(
         embedding_dimension=dim,
         memory_revision=revision,
     )
+    if posted is not None:
+        persona = replace(persona, last_post_time_us=posted[0], update_time_us=posted[1])
     return Inserted([r for r, _ in plan], [c for _, c in plan], revision, persona)
 
 

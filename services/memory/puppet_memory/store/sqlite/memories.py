@@ -19,7 +19,13 @@ from puppet_memory.store import (
     Vector,
 )
 from puppet_memory.store.records import index_snapshot, vector_bytes
-from puppet_memory.store.rules import check_embedding, known_results, new_keys, plan_inserts
+from puppet_memory.store.rules import (
+    check_embedding,
+    known_results,
+    new_keys,
+    plan_inserts,
+    post_time,
+)
 from puppet_memory.store.sqlite.rows import (
     INSERT_MEMORY,
     MEMORY_COLS,
@@ -56,18 +62,23 @@ def insert(
     new = [row for row, created in plan if created]
     if not new:
         return Inserted([r for r, _ in plan], [False] * len(plan), 0, persona_in(db, agent))
+    posted = post_time(inserts, plan)
     found = one(
         db,
         "UPDATE personas SET memory_count = memory_count + ?1, core_count = core_count + ?2,"
         " memory_revision = memory_revision + 1,"
         " embedding_model = CASE WHEN memory_count = 0 THEN ?3 ELSE embedding_model END,"
-        " embedding_dimension = CASE WHEN memory_count = 0 THEN ?4 ELSE embedding_dimension"
-        f" END WHERE agent = ?5 RETURNING {PERSONA_COLS}",
+        " embedding_dimension = CASE WHEN memory_count = 0 THEN ?4 ELSE embedding_dimension END,"
+        " state = CASE WHEN ?6 IS NULL THEN state"
+        " ELSE json_set(state, '$.last_post_time_us', ?6, '$.update_time_us', ?7) END"
+        f" WHERE agent = ?5 RETURNING {PERSONA_COLS}",
         len(new),
         sum(1 for m in new if m.kind is Kind.CORE),
         new[0].embedding_model,
         new[0].dimension,
         agent,
+        None if posted is None else posted[0],
+        None if posted is None else posted[1],
     )
     if found is None:
         raise PersonaNotFoundError(agent)
