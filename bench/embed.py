@@ -1,4 +1,4 @@
-"""Benchmark the local MiniLM embedder: single-sentence latency and batched throughput.
+"""Benchmark the local MiniLM embedder (onnxruntime): one-sentence latency and batched throughput.
 
     uv run --frozen --no-sync python bench/embed.py [--sentences 512] [--repeats 3] [--threads N]
 
@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import onnxruntime  # type: ignore[import-untyped]
 from puppet_memory.embedding.minilm import MiniLMEmbedder
 
 log = logging.getLogger("bench.embed")
@@ -91,9 +92,13 @@ def cpu_model() -> str:
 
 
 async def measure(args: argparse.Namespace) -> dict[str, float]:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     embedder = MiniLMEmbedder(max_batch=32, threads=args.threads)
-    log.info("load: %.2f s", time.perf_counter() - started)
+    log.info(
+        "load (weights, graph build, session): %.2f s, %.2f CPU-s",
+        time.perf_counter() - started,
+        time.process_time() - cpu,
+    )
     sentences = tweets(args.sentences)
     try:
         await embedder.embed(sentences[:64])  # warm-up: page in weights, allocate buffers
@@ -136,15 +141,21 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     log.info(
-        "machine: %d CPUs (%s), %s, Python %s, OPENBLAS_CORETYPE=%s",
+        "machine: %d CPUs (%s), %s, Python %s, onnxruntime %s",
         os.cpu_count() or 0,
         cpu_model(),
         platform.platform(),
         platform.python_version(),
-        os.environ.get("OPENBLAS_CORETYPE", "unset"),
+        onnxruntime.__version__,
     )
+    log.info("load average before: %s", _load_average())
     figures = asyncio.run(measure(args))
+    log.info("load average after: %s", _load_average())
     log.info("%s", json.dumps(figures))
+
+
+def _load_average() -> str:
+    return " ".join(f"{figure:.2f}" for figure in os.getloadavg())
 
 
 if __name__ == "__main__":
