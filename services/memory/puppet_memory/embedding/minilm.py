@@ -8,14 +8,12 @@ import json
 import logging
 import os
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 from tokenizers import Tokenizer
 
 from puppet_memory.embedding import Vectors
@@ -67,9 +65,8 @@ class MiniLMEmbedder:
     against 142 texts per CPU-second). MatMuls are three quarters of the time: batched, the
     model is compute-bound, so the gain is mostly on small batches.
 
-    The vectors of the last ``cache_size`` distinct texts are kept (1.5 KB each) and returned
-    without encoding: an agent recalls with the same persona description before every scheduled
-    post, and a text's vector never changes.
+    Repeated recall queries are served from the memory domain's query cache
+    (``DomainBase.query_vector``), for every embedder, so this class keeps no cache of its own.
     """
 
     def __init__(
@@ -78,20 +75,12 @@ class MiniLMEmbedder:
         *,
         max_batch: int = 32,
         threads: int | None = None,
-        cache_size: int = 1_024,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
-        if cache_size < 0:
-            raise ValueError("cache_size must not be negative")
-        self._cache_size = cache_size
-        self._recent: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
         model_dir = model_dir or default_model_dir()
         started = time.perf_counter()
         self._encoder = BertEncoder(model_dir, threads=1)
-        # The encoder no longer uses numpy's BLAS, but the recall scan does (np.dot over slices
-        # on its own thread pool): OpenBLAS threads under it made its p50 2-3x slower here.
-        threadpool_limits(limits=1, user_api="blas")
         self._tokenizer = _load_tokenizer(model_dir)
         self._max_batch = max_batch
         self._threads = threads or _usable_cpus()
@@ -120,31 +109,8 @@ class MiniLMEmbedder:
         if self._closed:
             raise RuntimeError("MiniLMEmbedder is closed")
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        missing: list[int] = []
-        for row, text in enumerate(texts):
-            known = self._recent.get(text)
-            if known is None:
-                missing.append(row)
-            else:
-                self._recent.move_to_end(text)
-                out[row] = known
-        if missing:
-            fresh = await self._embed([texts[row] for row in missing])
-            out[missing] = fresh
-            for row, vector in zip(missing, fresh, strict=True):
-                self._remember(texts[row], vector)
-        return out
-
-    def _remember(self, text: str, vector: npt.NDArray[np.float32]) -> None:
-        if self._cache_size == 0:
-            return
-        self._recent[text] = vector.copy()
-        self._recent.move_to_end(text)
-        while len(self._recent) > self._cache_size:
-            self._recent.popitem(last=False)
-
-    async def _embed(self, texts: Sequence[str]) -> Vectors:
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        if not texts:
+            return out
         loop = asyncio.get_running_loop()
         ids = await loop.run_in_executor(self._pool, self._tokenize, list(texts))
         if len(ids) == 1:
