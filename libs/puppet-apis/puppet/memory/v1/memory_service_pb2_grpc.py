@@ -187,7 +187,8 @@ class MemoryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateMemory(self, request, context):
-        """Stores a memory, embedding its content unless a precomputed embedding is given. May trigger
+        """Stores a memory, embedding its content unless a precomputed embedding is given, and with
+        last_post_time the persona's last post time in the same transaction. May trigger
         consolidation when the persona goes over its budget.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -57,7 +57,8 @@ class MemoryServiceStub:
     ListMemories: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.ListMemoriesRequest, _memory_service_pb2.ListMemoriesResponse]
     """Lists a persona's memories, newest first (by create_time, then name)."""
     CreateMemory: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.CreateMemoryRequest, _memory_service_pb2.CreateMemoryResponse]
-    """Stores a memory, embedding its content unless a precomputed embedding is given. May trigger
+    """Stores a memory, embedding its content unless a precomputed embedding is given, and with
+    last_post_time the persona's last post time in the same transaction. May trigger
     consolidation when the persona goes over its budget.
     """
     UpdateMemory: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.UpdateMemoryRequest, _memory_service_pb2.UpdateMemoryResponse]
@@ -142,7 +143,8 @@ class MemoryServiceAsyncStub(MemoryServiceStub):
     ListMemories: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.ListMemoriesRequest, _memory_service_pb2.ListMemoriesResponse]  # type: ignore[assignment]
     """Lists a persona's memories, newest first (by create_time, then name)."""
     CreateMemory: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.CreateMemoryRequest, _memory_service_pb2.CreateMemoryResponse]  # type: ignore[assignment]
-    """Stores a memory, embedding its content unless a precomputed embedding is given. May trigger
+    """Stores a memory, embedding its content unless a precomputed embedding is given, and with
+    last_post_time the persona's last post time in the same transaction. May trigger
     consolidation when the persona goes over its budget.
     """
     UpdateMemory: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.UpdateMemoryRequest, _memory_service_pb2.UpdateMemoryResponse]  # type: ignore[assignment]
@@ -242,7 +244,8 @@ class MemoryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _memory_service_pb2.CreateMemoryRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_memory_service_pb2.CreateMemoryResponse, _abc.Awaitable[_memory_service_pb2.CreateMemoryResponse]]:
-        """Stores a memory, embedding its content unless a precomputed embedding is given. May trigger
+        """Stores a memory, embedding its content unless a precomputed embedding is given, and with
+        last_post_time the persona's last post time in the same transaction. May trigger
         consolidation when the persona goes over its budget.
         """
 
