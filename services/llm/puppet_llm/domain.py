@@ -250,7 +250,9 @@ class LlmDomain:
             )
             if r.task is Task.REACTION:
                 return Result(sent, spend, decision=self._decide(r, g.text))
-            parts, problem = self._check(r, g.text, last=attempt == tries - 1)
+            parts, problem = self._check(
+                r, g.text, last=attempt == tries - 1, cut=g.finish_reason == "length"
+            )
             if not problem:
                 return Result(sent, spend, parts=parts)
             log.info("attempt %d for %s rejected: %s", attempt + 1, r.persona.agent, problem)
@@ -279,7 +281,8 @@ class LlmDomain:
             allowed_numbers=allowed_numbers,
         )
 
-    def _check(self, r: Request, text: str, *, last: bool) -> tuple[list[str], str]:
+    def _check(self, r: Request, text: str, *, last: bool, cut: bool) -> tuple[list[str], str]:
+        """The text's post(s) after the rules, or the problem; cut: the model hit max_tokens."""
         o = r.persona.output_rules
         style = rules.Style(
             o.lowercase,
@@ -293,11 +296,12 @@ class LlmDomain:
             drafts = [d for d in _THREAD_SPLIT.split(text.strip()) if d.strip()]
             if len(drafts) < r.thread_length:
                 return [], f"thread has {len(drafts)} of {r.thread_length} posts"
+            cut = cut and len(drafts) == r.thread_length  # else the cut-off part is dropped
             drafts = drafts[: r.thread_length]
         limits = self._limits(r)
         parts = []
-        for draft in drafts:
-            checked = rules.apply(draft, style, limits)
+        for i, draft in enumerate(drafts):
+            checked = rules.apply(draft, style, limits, cut=cut and i == len(drafts) - 1)
             if checked.problem:
                 return [], checked.problem
             if rules.near_duplicate(

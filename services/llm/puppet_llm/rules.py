@@ -15,6 +15,12 @@ _LEAD = re.compile(
     re.IGNORECASE,
 )
 _ECHO = re.compile(r"^\s*(?:TIMESTAMP|UNIQUE_ID|Current time)\s*:.*$", re.IGNORECASE | re.MULTILINE)
+# Markup a small model wraps its answer in or echoes from the prompt's layout: bare tags such as
+# <response> or </post>, and Markdown heading lines ("## Your current mood"). A hashtag has no
+# space after its '#', so it is never a heading.
+_TAG = re.compile(r"</?[A-Za-z][\w-]*\s*/?>")
+_HEADING = re.compile(r"^[ \t]*#{1,6}[ \t].*$", re.MULTILINE)
+_SENTENCE_END = re.compile(r"[.!?\u2026][\"')\]\u201d\u2019]*(?=\s|$)")
 _HANDLE = re.compile(r"(?<![\w@])@(\w{1,64})\b\s?")
 _HASHTAG = re.compile(r"(?<![\w&])#\w+")
 _SNOWFLAKE = re.compile(r"(?<![\d.,])\d{15,20}(?![\d.,])")
@@ -61,8 +67,8 @@ class Checked:
 
 
 def clean(draft: str, style: Style) -> str:
-    """Undo the usual model artefacts (quotes, 'Tweet:' prefixes, echoed prompt lines)."""
-    text = _ECHO.sub("", draft).strip()
+    """Undo the usual model artefacts (quotes, 'Tweet:' prefixes, echoed prompt lines, markup)."""
+    text = _TAG.sub("", _HEADING.sub("", _ECHO.sub("", draft))).strip()
     name = style.display_name.strip()
     for _ in range(2):
         text = _LEAD.sub("", text)
@@ -72,6 +78,15 @@ def clean(draft: str, style: Style) -> str:
         if len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES:
             text = text[1:-1].strip()
     return text
+
+
+def drop_unfinished(text: str) -> str:
+    """A text the model was cut off in (it hit max_tokens), up to its last finished sentence.
+
+    With no finished sentence the fragment is all there is, and it is kept.
+    """
+    ends = list(_SENTENCE_END.finditer(text))
+    return text[: ends[-1].end()] if ends else text
 
 
 def _strip_handles(text: str, allowed: frozenset[str]) -> str:
@@ -102,9 +117,14 @@ def normal_numbers(values: Collection[str]) -> frozenset[str]:
     return frozenset(_normal_number(n) for v in values for n in _NUMBER.findall(v))
 
 
-def apply(draft: str, style: Style, limits: Limits) -> Checked:
-    """Clean draft and enforce the rules; Checked.problem names the first broken rule."""
+def apply(draft: str, style: Style, limits: Limits, *, cut: bool = False) -> Checked:
+    """Clean draft and enforce the rules; Checked.problem names the first broken rule.
+
+    cut: the model stopped at its token limit, so the draft's last sentence may be unfinished.
+    """
     text = clean(draft, style)
+    if cut:
+        text = drop_unfinished(text)
     text = _strip_ids(_strip_handles(text, limits.allowed_handles), limits.leaked_ids)
     if style.strip_hashtags:
         text = _HASHTAG.sub("", text)

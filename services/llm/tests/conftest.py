@@ -65,13 +65,14 @@ class Call:
 class ScriptedProvider:
     """A first-class fake of the provider port: answers from a script, records every call.
 
-    Script items are texts to return or exceptions to raise, in order; when the script runs out
-    it answers a distinct default post (or a valid reaction object when a schema is asked for).
+    Script items are texts to return, (text, finish_reason) pairs, or exceptions to raise, in
+    order; when the script runs out it answers a distinct default post (or a valid reaction
+    object when a schema is asked for). A text alone finishes with "stop".
     """
 
     def __init__(
         self,
-        script: Sequence[str | Exception] = (),
+        script: Sequence[str | tuple[str, str] | Exception] = (),
         *,
         name: str = "fake",
         model: str = "scripted-1",
@@ -104,11 +105,12 @@ class ScriptedProvider:
             raise item
         if item is None:
             item = REACTION_JSON if params.json_schema else default_text(len(self.calls))
+        text, finish = item if isinstance(item, tuple) else (item, "stop")
         prompt, completion = self._tokens or (
             sum(len(m.content.split()) for m in messages),
-            len(item.split()),
+            len(text.split()),
         )
-        return Generation(item, self._model, prompt, completion, "stop", 0.25)
+        return Generation(text, self._model, prompt, completion, finish, 0.25)
 
     async def close(self) -> None:
         self.closed = True

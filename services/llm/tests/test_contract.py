@@ -87,6 +87,17 @@ async def test_compose_post_returns_text_prompt_and_usage(
     assert c.usage.completion_tokens == 6  # words of the raw answer
 
 
+async def test_a_post_cut_at_the_token_limit_ends_at_its_last_finished_sentence(
+    llm: Stub, plain: m.Persona, provider: ScriptedProvider
+) -> None:
+    cut = "<response>Tea first. Coffee never! The potential for this impact is unhindered by"
+    provider.script = [(cut, "length"), (cut, "stop")]
+    first = await llm.ComposePost(pb.ComposePostRequest(persona=plain, context=ctx(), topic="tea"))
+    assert first.composition.text == "Tea first. Coffee never!"
+    whole = await llm.ComposePost(pb.ComposePostRequest(persona=plain, context=ctx(), topic="tea"))
+    assert whole.composition.text == cut.removeprefix("<response>")
+
+
 async def test_render_prompt_is_exactly_what_compose_sends(
     llm: Stub, plain: m.Persona, provider: ScriptedProvider
 ) -> None:

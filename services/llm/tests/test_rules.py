@@ -59,6 +59,29 @@ def test_clean_removes_model_artefacts() -> None:
     assert rules.clean("- Here's my tweet: yo", style) == "yo"
 
 
+def test_clean_removes_markup_a_small_model_echoes_but_keeps_hashtags() -> None:
+    """Seen from SmolLM2 under `dev.py up`: answers wrapped in tags, prompt headings echoed."""
+    style = Style()
+    assert rules.clean("<response>\nIt's great to share this.\n</post>", style) == (
+        "It's great to share this."
+    )
+    assert rules.clean("## What's your mood?\nI feel great about tea.", style) == (
+        "I feel great about tea."
+    )
+    assert rules.clean("#tea is life <3 #oolong", style) == "#tea is life <3 #oolong"
+
+
+def test_a_cut_off_draft_ends_at_its_last_finished_sentence() -> None:
+    cut = "I love tea. Oolong at dawn is the best! The potential for this impact is unhindered by"
+    assert rules.drop_unfinished(cut) == "I love tea. Oolong at dawn is the best!"
+    assert rules.drop_unfinished('She said "go." and then we') == 'She said "go."'
+    assert rules.drop_unfinished("no sentence ends here at all") == "no sentence ends here at all"
+    assert rules.drop_unfinished("v1.5 is out") == "v1.5 is out"
+    kept = "I love tea. Oolong at dawn is the best!"
+    assert rules.apply(cut, Style(), Limits(), cut=True).text == kept
+    assert rules.apply(cut, Style(), Limits()).text == cut
+
+
 def test_stranger_handles_and_leaked_ids_are_stripped() -> None:
     limits = Limits(allowed_handles=frozenset({"bob"}), leaked_ids=frozenset({"4242"}))
     checked = rules.apply(
