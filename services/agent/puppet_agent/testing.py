@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import re
 import signal
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 import numpy as np
+from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2
 from puppet.agent.v1 import agent_service_pb2_grpc as agent_rpc
 from puppet.social.v1 import social_service_pb2 as spb
@@ -55,6 +57,52 @@ FAST_SOCIAL: Mapping[str, Any] = {
     "mention_poll_interval_s": 0.05,
 }
 """Social's settings by default: no rate limit, and the outbox and mentions polled at once."""
+
+
+PERSONAS_DIR = Path(__file__).resolve().parents[3] / "config" / "agents"
+"""The shipped persona files (config/agents in the repository)."""
+
+SLOW_POSTS: Mapping[str, Any] = {"min_hours_between_posts": 100, "max_hours_between_posts": 200}
+"""A post_frequency that never comes due during a test."""
+
+
+def persona_dict(
+    file: str = "test-grok-agent",
+    /,
+    *,
+    post_frequency: Mapping[str, Any] | None = None,
+    **changes: Any,
+) -> dict[str, Any]:
+    """The shipped persona `file` (config/agents/<file>.json) as a dict, a fresh copy each call.
+
+    Args:
+        file: The persona file's name without `.json`.
+        post_frequency: If given, replaces `behavior.post_frequency` whole.
+        **changes: Top-level keys to replace (`id`, `name`, ...).
+    """
+    raw: dict[str, Any] = json.loads((PERSONAS_DIR / f"{file}.json").read_text())
+    raw.update(changes)
+    if post_frequency is not None:
+        raw["behavior"]["post_frequency"] = dict(post_frequency)
+    return raw
+
+
+def struct(raw: Mapping[str, Any]) -> struct_pb2.Struct:
+    """A persona (any JSON object) as the Struct that CreateAgent and ReplaceAgent take."""
+    out = struct_pb2.Struct()
+    out.update(raw)
+    return out
+
+
+def persona(
+    file: str = "test-grok-agent",
+    /,
+    *,
+    post_frequency: Mapping[str, Any] | None = None,
+    **changes: Any,
+) -> struct_pb2.Struct:
+    """`persona_dict(...)` as a Struct, ready for CreateAgentRequest(persona=...)."""
+    return struct(persona_dict(file, post_frequency=post_frequency, **changes))
 
 
 class HashingEmbedder:

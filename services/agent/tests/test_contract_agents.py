@@ -8,25 +8,12 @@ from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import json_format
 from puppet.agent.v1 import agent_pb2 as a
 from puppet.agent.v1 import agent_service_pb2 as pb
-from puppet_agent.testing import fails
+from puppet_agent.testing import fails, persona_dict, struct
 
-REPO = Path(__file__).resolve().parents[3]
 Suite = Any
-
-
-def persona_file(file: str = "coby-agent", **changes: Any) -> dict[str, Any]:
-    raw: dict[str, Any] = json.loads((REPO / "config" / "agents" / f"{file}.json").read_text())
-    raw.update(changes)
-    return raw
-
-
-def struct(raw: dict[str, Any]) -> struct_pb2.Struct:
-    out = struct_pb2.Struct()
-    out.update(raw)
-    return out
 
 
 async def create(suite: Suite, raw: dict[str, Any], request_id: str = "") -> Any:
@@ -38,14 +25,14 @@ async def create(suite: Suite, raw: dict[str, Any], request_id: str = "") -> Any
 async def test_status_counts_personas(suite: Suite) -> None:
     before = await suite.agent.GetStatus(pb.GetStatusRequest())
     assert (before.status, before.agents) == ("online", 0)
-    await create(suite, persona_file())
+    await create(suite, persona_dict("coby-agent"))
     after = await suite.agent.GetStatus(pb.GetStatusRequest())
     assert after.agents == 1
     assert after.uptime >= before.uptime
 
 
 async def test_create_agent_shows_legacy_detail_with_defaults_and_live_mood(suite: Suite) -> None:
-    made = await create(suite, persona_file())
+    made = await create(suite, persona_dict("coby-agent"))
     assert (made.id, made.name, made.message) == (
         "coby-agent",
         "Coby",
@@ -62,7 +49,7 @@ async def test_create_agent_shows_legacy_detail_with_defaults_and_live_mood(suit
 
 
 async def test_initial_memory_snake_case_keys_seed_core_memories(suite: Suite) -> None:
-    raw = persona_file()
+    raw = persona_dict("coby-agent")
     await create(suite, raw)
     memory = await suite.agent.GetAgentMemory(pb.GetAgentMemoryRequest(agent_id="coby-agent"))
     assert len(memory.core_memories) == len(raw["initial_memory"]["core_memories"])
@@ -73,7 +60,7 @@ async def test_initial_memory_snake_case_keys_seed_core_memories(suite: Suite) -
 
 
 async def test_seeded_relationships_are_returned(suite: Suite) -> None:
-    raw = persona_file(
+    raw = persona_dict(
         "test-grok-agent",
         initial_memory={
             "relationships": {"coby-agent": {"sentiment": 0.4, "familiarity": 0.5, "trust": 0.3}}
@@ -90,14 +77,14 @@ async def test_seeded_relationships_are_returned(suite: Suite) -> None:
 
 
 async def test_invalid_persona_names_the_field(suite: Suite) -> None:
-    raw = persona_file(behavior={"interaction_patterns": {"like_probability": 3}})
+    raw = persona_dict("coby-agent", behavior={"interaction_patterns": {"like_probability": 3}})
     await fails(
         create(suite, raw),
         grpc.StatusCode.INVALID_ARGUMENT,
         "PERSONA_INVALID",
         "behavior.interaction_patterns.like_probability",
     )
-    raw = persona_file()
+    raw = persona_dict("coby-agent")
     del raw["id"]
     await fails(create(suite, raw), grpc.StatusCode.INVALID_ARGUMENT, "PERSONA_INVALID", "id")
     status = await suite.agent.GetStatus(pb.GetStatusRequest())
@@ -105,7 +92,7 @@ async def test_invalid_persona_names_the_field(suite: Suite) -> None:
 
 
 async def test_secrets_are_not_kept_in_the_stored_copy(suite: Suite) -> None:
-    raw = persona_file()
+    raw = persona_dict("coby-agent")
     raw["solana_integration"]["private_key"] = "do-not-store"
     await create(suite, raw)
     record = await suite.core.fleet.store.get_persona("coby-agent")
@@ -149,7 +136,7 @@ async def test_bad_agent_id_is_invalid_field(suite: Suite) -> None:
 
 async def test_list_agents_pages_in_creation_order_and_legacy_array(suite: Suite) -> None:
     for name in ("test-grok-agent", "coby-agent", "claudia-agent"):
-        await create(suite, persona_file(name))
+        await create(suite, persona_dict(name))
     first = await suite.agent.ListAgents(pb.ListAgentsRequest(page_size=2))
     assert [x.id for x in first.agents] == ["test-grok-agent", "coby-agent"]
     rest = await suite.agent.ListAgents(pb.ListAgentsRequest(page_token=first.next_page_token))
@@ -175,26 +162,28 @@ async def test_list_agents_pages_in_creation_order_and_legacy_array(suite: Suite
 
 
 async def test_create_agent_request_id_returns_first_result(suite: Suite) -> None:
-    first = await create(suite, persona_file(), request_id="r1")
-    again = await create(suite, persona_file(), request_id="r1")
+    first = await create(suite, persona_dict("coby-agent"), request_id="r1")
+    again = await create(suite, persona_dict("coby-agent"), request_id="r1")
     assert first == again
     await fails(
-        create(suite, persona_file("claudia-agent"), request_id="r1"),
+        create(suite, persona_dict("claudia-agent"), request_id="r1"),
         grpc.StatusCode.INVALID_ARGUMENT,
         "REQUEST_ID_REUSED",
     )
 
 
 async def test_replace_pause_resume_runtime_delete(suite: Suite) -> None:
-    await create(suite, persona_file())
+    await create(suite, persona_dict("coby-agent"))
     replaced = await suite.agent.ReplaceAgent(
-        pb.ReplaceAgentRequest(agent_id="coby-agent", persona=struct(persona_file(name="Coby 2")))
+        pb.ReplaceAgentRequest(
+            agent_id="coby-agent", persona=struct(persona_dict("coby-agent", name="Coby 2"))
+        )
     )
     assert (replaced.name, replaced.message) == ("Coby 2", "Agent replaced successfully")
     await fails(
         suite.agent.ReplaceAgent(
             pb.ReplaceAgentRequest(
-                agent_id="coby-agent", persona=struct(persona_file("claudia-agent"))
+                agent_id="coby-agent", persona=struct(persona_dict("claudia-agent"))
             )
         ),
         grpc.StatusCode.INVALID_ARGUMENT,
@@ -224,7 +213,7 @@ async def test_replace_pause_resume_runtime_delete(suite: Suite) -> None:
 
 async def test_admin_token_guards_v2_writes(suite_factory: Any) -> None:
     suite = await suite_factory(admin_token="s3cret")
-    await create(suite, persona_file())
+    await create(suite, persona_dict("coby-agent"))
     await fails(
         suite.agent.PauseAgent(pb.PauseAgentRequest(agent_id="coby-agent")),
         grpc.StatusCode.UNAUTHENTICATED,
@@ -242,7 +231,7 @@ async def test_persona_files_load_at_start_and_bad_ones_are_skipped(
 ) -> None:
     folder = tmp_path / "agents"
     folder.mkdir()
-    (folder / "coby-agent.json").write_text(json.dumps(persona_file()))
+    (folder / "coby-agent.json").write_text(json.dumps(persona_dict("coby-agent")))
     (folder / "broken.json").write_text('{"id": "broken", "behavior": {"post_frequency": 7}}')
     suite = await suite_factory(agents_dir=folder)
     listed = await suite.agent.ListAgents(pb.ListAgentsRequest())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -14,18 +13,9 @@ from puppet.agent.v1 import agent_pb2 as a
 from puppet.agent.v1 import agent_service_pb2 as pb
 from puppet.social.v1 import social_pb2 as s
 from puppet.social.v1 import social_service_pb2 as spb
-from puppet_agent.testing import fails, sent_post_id
+from puppet_agent.testing import fails, persona, sent_post_id
 
-REPO = Path(__file__).resolve().parents[3]
 Suite = Any
-
-
-def persona(file: str = "test-grok-agent", **changes: Any) -> struct_pb2.Struct:
-    raw: dict[str, Any] = json.loads((REPO / "config" / "agents" / f"{file}.json").read_text())
-    raw.update(changes)
-    out = struct_pb2.Struct()
-    out.update(raw)
-    return out
 
 
 @pytest.fixture

@@ -9,20 +9,14 @@ from typing import Any
 
 import pytest
 from puppet_agent.personas import PersonaInvalid, load_dir, parse, stored_copy
+from puppet_agent.testing import PERSONAS_DIR, persona_dict
 
-REPO = Path(__file__).resolve().parents[3]
-SHIPPED = REPO / "config" / "agents"
 LEGACY = ("claudia-agent", "coby-agent", "test-grok-agent")
-
-
-def shipped(name: str = "coby-agent") -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((SHIPPED / f"{name}.json").read_text())
-    return data
 
 
 @pytest.mark.parametrize("name", LEGACY)
 def test_shipped_legacy_files_load_with_their_snake_case_initial_memory(name: str) -> None:
-    raw = shipped(name)
+    raw = persona_dict(name)
     persona = parse(raw)
     assert persona.id == name
     assert persona.initial_memory is not None
@@ -31,7 +25,7 @@ def test_shipped_legacy_files_load_with_their_snake_case_initial_memory(name: st
 
 
 def test_coby_values_are_read_as_shipped() -> None:
-    persona = parse(shipped())
+    persona = parse(persona_dict("coby-agent"))
     assert persona.display_name == "Coby"
     assert persona.behavior.post_frequency.min_hours_between_posts == 24
     assert persona.behavior.post_frequency.peak_posting_hours == [3, 4, 12, 15, 20, 22, 23]
@@ -109,12 +103,12 @@ def test_max_before_min_is_invalid() -> None:
 
 def test_loader_reports_bad_files_and_keeps_the_good_ones(tmp_path: Path) -> None:
     for name in LEGACY:
-        shutil.copy(SHIPPED / f"{name}.json", tmp_path)
+        shutil.copy(PERSONAS_DIR / f"{name}.json", tmp_path)
     (tmp_path / "broken.json").write_text("{not json")
     (tmp_path / "bad-field.json").write_text(
         json.dumps({"id": "bad", "behavior": {"content_preferences": {"max_thread_length": 0}}})
     )
-    dup = shipped("coby-agent")
+    dup = persona_dict("coby-agent")
     (tmp_path / "zz-dup.json").write_text(json.dumps(dup))
     loaded, problems = load_dir(tmp_path)
     assert [p.persona.id for p in loaded] == list(LEGACY)
@@ -129,7 +123,7 @@ def test_loader_reports_bad_files_and_keeps_the_good_ones(tmp_path: Path) -> Non
 
 
 def test_stored_copy_drops_secrets_and_keeps_unknown_keys() -> None:
-    raw = shipped()
+    raw = persona_dict("coby-agent")
     raw["solana_integration"]["private_key"] = "secret"
     raw["twitter_credentials"]["apiKey"] = "secret"
     copy = stored_copy(raw)
@@ -141,7 +135,7 @@ def test_stored_copy_drops_secrets_and_keeps_unknown_keys() -> None:
 
 
 def test_sample_personas_know_each_other() -> None:
-    tea, coffee = parse(shipped("tea-critic")), parse(shipped("coffee-snob"))
+    tea, coffee = parse(persona_dict("tea-critic")), parse(persona_dict("coffee-snob"))
     assert tea.initial_memory is not None
     assert coffee.initial_memory is not None
     assert "coffee-snob" in tea.initial_memory.relationships

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import struct_pb2
 from prometheus_client import REGISTRY
 from puppet.agent.v1 import agent_service_pb2 as pb
 from puppet.memory.v1 import memory_service_pb2 as mpb
 from puppet.memory.v1 import memory_service_pb2_grpc as mrpc
+from puppet_agent.testing import persona, persona_dict, struct
 from puppet_runtime.testing import status_of
 
-REPO = Path(__file__).resolve().parents[3]
 AGENT = "test-grok-agent"
 METHODS = ("GetPersona", "RecallMemories", "CreateMemory", "UpdatePersonaState")
 
@@ -43,10 +40,7 @@ def since(before: dict[str, float]) -> dict[str, int]:
 
 async def started(suite_factory: Any, **settings: Any) -> Any:
     suite = await suite_factory(**settings)
-    raw: dict[str, Any] = json.loads((REPO / "config" / "agents" / f"{AGENT}.json").read_text())
-    persona = struct_pb2.Struct()
-    persona.update(raw)
-    await suite.agent.CreateAgent(pb.CreateAgentRequest(persona=persona))
+    await suite.agent.CreateAgent(pb.CreateAgentRequest(persona=persona(AGENT)))
     return suite
 
 
@@ -100,11 +94,10 @@ async def test_a_composition_may_mention_the_other_personas_but_itself(
     suite_factory: Any,
 ) -> None:
     suite = await started(suite_factory)
-    raw: dict[str, Any] = json.loads((REPO / "config" / "agents" / f"{AGENT}.json").read_text())
+    raw = persona_dict(AGENT)
     for agent_id in ("other-one", "other_two"):
-        persona = struct_pb2.Struct()
-        persona.update({**raw, "id": agent_id, "name": agent_id})
-        await suite.agent.CreateAgent(pb.CreateAgentRequest(persona=persona))
+        changed = struct({**raw, "id": agent_id, "name": agent_id})
+        await suite.agent.CreateAgent(pb.CreateAgentRequest(persona=changed))
     got = await suite.agent.GetAgentContext(pb.GetAgentContextRequest(agent_id="other-one"))
     rule = next(line for line in got.context.splitlines() if "Mention nobody" in line)
     assert "@test_grok_agent," in rule  # handles: [^A-Za-z0-9_] as "_", at most 15 long

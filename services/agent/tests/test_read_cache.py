@@ -4,26 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import struct_pb2
 from puppet.agent.v1 import agent_service_pb2 as pb
 from puppet.memory.v1 import memory_service_pb2 as mpb
 from puppet.memory.v1 import memory_service_pb2_grpc as mrpc
+from puppet_agent.testing import persona_dict, struct
 
-REPO = Path(__file__).resolve().parents[3]
 Suite = Any
 
 
 async def create_many(suite: Suite, n: int) -> list[str]:
-    raw: dict[str, Any] = json.loads((REPO / "config" / "agents" / "coby-agent.json").read_text())
+    raw = persona_dict("coby-agent")
     ids = [f"cache-{i:02d}" for i in range(n)]
     for agent_id in ids:
-        persona = struct_pb2.Struct()
-        persona.update({**raw, "id": agent_id, "name": f"Cache {agent_id}"})
+        persona = struct({**raw, "id": agent_id, "name": f"Cache {agent_id}"})
         await suite.agent.CreateAgent(pb.CreateAgentRequest(persona=persona))
     return ids
 

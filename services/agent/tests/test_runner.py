@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from pathlib import Path
 from typing import Any
 
 from google.protobuf import struct_pb2
@@ -14,26 +12,21 @@ from puppet.chain.v1 import chain_service_pb2 as chain_pb
 from puppet.chain.v1 import chain_service_pb2_grpc as chain_rpc
 from puppet.social.v1 import social_pb2 as s
 from puppet.social.v1 import social_service_pb2 as spb
-from puppet_agent.testing import sent_post_id, until
+from puppet_agent.testing import persona, sent_post_id, until
 from puppet_runtime import FailedPrecondition
 from puppet_runtime.testing import serve_servicer
 
-REPO = Path(__file__).resolve().parents[3]
 Suite = Any
 FAST = {"min_hours_between_posts": 0.0003, "max_hours_between_posts": 0.0004}
 SLOW = {"min_hours_between_posts": 100.0, "max_hours_between_posts": 200.0}
 
 
-def persona(agent_id: str, frequency: dict[str, float]) -> struct_pb2.Struct:
-    raw: dict[str, Any] = json.loads(
-        (REPO / "config" / "agents" / "test-grok-agent.json").read_text()
+def runner_persona(agent_id: str, frequency: dict[str, float]) -> struct_pb2.Struct:
+    return persona(
+        id=agent_id,
+        name=agent_id.title(),
+        post_frequency={**frequency, "peak_posting_hours": []},
     )
-    raw["id"] = agent_id
-    raw["name"] = agent_id.title()
-    raw["behavior"]["post_frequency"] = {**frequency, "peak_posting_hours": []}
-    out = struct_pb2.Struct()
-    out.update(raw)
-    return out
 
 
 async def posts(suite: Suite, agent_id: str) -> list[a.AgentPost]:
@@ -52,7 +45,7 @@ async def operator(suite: Suite) -> None:
 
 async def test_scheduled_posts_happen_and_runtime_shows_the_plan(suite_factory: Any) -> None:
     suite = await suite_factory(run_lives=True, first_post_delay_s=0)
-    await suite.agent.CreateAgent(pb.CreateAgentRequest(persona=persona("fast", FAST)))
+    await suite.agent.CreateAgent(pb.CreateAgentRequest(persona=runner_persona("fast", FAST)))
     runtime = await until(lambda: _planned(suite, "fast"))
     assert runtime.state == a.AGENT_STATE_RUNNING
     made = await until(lambda: posts(suite, "fast"))
@@ -67,7 +60,7 @@ async def _planned(suite: Suite, agent_id: str) -> a.AgentRuntime | None:
 
 async def test_mention_is_answered_in_thread_and_remembered(suite_factory: Any) -> None:
     suite = await suite_factory(run_lives=True)
-    await suite.agent.CreateAgent(pb.CreateAgentRequest(persona=persona("bee", SLOW)))
+    await suite.agent.CreateAgent(pb.CreateAgentRequest(persona=runner_persona("bee", SLOW)))
     await operator(suite)
     await asyncio.sleep(0.3)  # the life subscribes to mentions from now on
     said = await suite.social.CreatePost(
@@ -95,7 +88,7 @@ async def _cursor(suite: Suite, agent_id: str, wanted: str) -> a.AgentRuntime | 
 async def test_two_personas_do_not_talk_forever(suite_factory: Any) -> None:
     suite = await suite_factory(run_lives=True)
     for name in ("ann", "bob"):
-        await suite.agent.CreateAgent(pb.CreateAgentRequest(persona=persona(name, SLOW)))
+        await suite.agent.CreateAgent(pb.CreateAgentRequest(persona=runner_persona(name, SLOW)))
     await asyncio.sleep(0.3)
     await suite.social.CreatePost(
         spb.CreatePostRequest(
@@ -112,7 +105,7 @@ async def test_two_personas_do_not_talk_forever(suite_factory: Any) -> None:
 
 async def test_paused_persona_does_nothing(suite_factory: Any) -> None:
     suite = await suite_factory(run_lives=True, first_post_delay_s=0)
-    await suite.agent.CreateAgent(pb.CreateAgentRequest(persona=persona("zed", FAST)))
+    await suite.agent.CreateAgent(pb.CreateAgentRequest(persona=runner_persona("zed", FAST)))
     await suite.agent.PauseAgent(pb.PauseAgentRequest(agent_id="zed"))
     await operator(suite)
     await suite.social.CreatePost(
@@ -130,7 +123,7 @@ async def test_paused_persona_does_nothing(suite_factory: Any) -> None:
 
 async def test_mood_decays_toward_the_baseline(suite_factory: Any) -> None:
     suite = await suite_factory(run_lives=True, mood_decay_interval_s=0.1, mood_half_life_s=0.2)
-    await suite.agent.CreateAgent(pb.CreateAgentRequest(persona=persona("moody", SLOW)))
+    await suite.agent.CreateAgent(pb.CreateAgentRequest(persona=runner_persona("moody", SLOW)))
     shifted = await suite.agent.ShiftAgentMood(
         pb.ShiftAgentMoodRequest(agent_id="moody", valence_shift=0.9, arousal_shift=0.9)
     )
@@ -169,7 +162,7 @@ async def test_mention_text_never_reaches_chain(suite_factory: Any) -> None:
         lambda server: chain_rpc.add_ChainServiceServicer_to_server(recording(), server)
     ) as port:
         suite = await suite_factory(run_lives=True, chain_addr=f"127.0.0.1:{port}")
-        await suite.agent.CreateAgent(pb.CreateAgentRequest(persona=persona("bee", SLOW)))
+        await suite.agent.CreateAgent(pb.CreateAgentRequest(persona=runner_persona("bee", SLOW)))
         await operator(suite)
         await asyncio.sleep(0.3)
         await suite.social.CreatePost(
@@ -191,7 +184,7 @@ async def test_random_events_are_generated_per_running_persona(suite_factory: An
         interaction_event_interval_s=0.3,
     )
     for name in ("ann", "bob"):
-        await suite.agent.CreateAgent(pb.CreateAgentRequest(persona=persona(name, SLOW)))
+        await suite.agent.CreateAgent(pb.CreateAgentRequest(persona=runner_persona(name, SLOW)))
 
     async def kinds() -> set[tuple[str, str]] | None:
         listed = await suite.agent.ListEvents(pb.ListEventsRequest())
@@ -209,7 +202,7 @@ async def test_an_interaction_prompt_makes_the_initiator_reply_to_the_target(
     """Deliberate difference (README row 35): a prompted interaction is a reply, not a draw."""
     suite = await suite_factory(run_lives=True)
     for name in ("ann", "bob"):
-        await suite.agent.CreateAgent(pb.CreateAgentRequest(persona=persona(name, SLOW)))
+        await suite.agent.CreateAgent(pb.CreateAgentRequest(persona=runner_persona(name, SLOW)))
     said = await suite.social.CreatePost(
         spb.CreatePostRequest(
             parent="accounts/bob", agent="agents/bob", text="steeping a gyokuro", request_id="b-1"

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import struct_pb2
 from puppet.agent.v1 import agent_service_pb2 as pb
-from puppet_agent.testing import agent_process
+from puppet_agent.testing import SLOW_POSTS, agent_process, persona
 
-REPO = Path(__file__).resolve().parents[3]
 TTL_S = 3.0  # short for a quick test, long enough that a busy CI machine keeps its leases
 
 
@@ -30,20 +27,6 @@ async def replica(suite: Any, data: Path, name: str) -> AsyncIterator[tuple[Any,
         lease_ttl_s=TTL_S,
     ) as started:
         yield started
-
-
-def persona(agent_id: str) -> struct_pb2.Struct:
-    raw: dict[str, Any] = json.loads(
-        (REPO / "config" / "agents" / "test-grok-agent.json").read_text()
-    )
-    raw["id"] = agent_id
-    raw["behavior"]["post_frequency"] = {
-        "min_hours_between_posts": 100,
-        "max_hours_between_posts": 200,
-    }
-    out = struct_pb2.Struct()
-    out.update(raw)
-    return out
 
 
 async def holders(stub: Any) -> dict[str, str]:
@@ -74,7 +57,9 @@ async def test_three_replicas_share_personas_and_survive_a_killed_one(
         )
         stubs = {n: s for n, (s, _) in zip(("r1", "r2", "r3"), started, strict=True)}
         for i in range(6):
-            await stubs["r1"].CreateAgent(pb.CreateAgentRequest(persona=persona(f"p{i}")))
+            await stubs["r1"].CreateAgent(
+                pb.CreateAgentRequest(persona=persona(id=f"p{i}", post_frequency=SLOW_POSTS))
+            )
         held = await until_shared(stubs["r2"], {"r1", "r2", "r3"})
         # The fair share may still be settling (e.g. 3/2/1 -> 2/2/2): wait for a stable view that
         # two replicas agree on.

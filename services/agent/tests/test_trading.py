@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from pathlib import Path
 from typing import Any
 
 from google.protobuf import struct_pb2, timestamp_pb2
@@ -14,9 +12,9 @@ from puppet.chain.v1 import chain_pb2 as c
 from puppet.chain.v1 import chain_service_pb2 as cpb
 from puppet.chain.v1 import chain_service_pb2_grpc as chain_rpc
 from puppet_agent import trading
+from puppet_agent.testing import SLOW_POSTS, persona_dict, struct
 from puppet_runtime.testing import serve_servicer
 
-REPO = Path(__file__).resolve().parents[3]
 USDC = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
 
 
@@ -75,31 +73,22 @@ class FakeChain(chain_rpc.ChainServiceServicer):
 
 
 def trader(agent_id: str) -> struct_pb2.Struct:
-    raw: dict[str, Any] = json.loads(
-        (REPO / "config" / "agents" / "test-grok-agent.json").read_text()
-    )
-    raw["id"] = agent_id
-    raw["behavior"]["post_frequency"] = {
-        "min_hours_between_posts": 100,
-        "max_hours_between_posts": 200,
-    }
+    raw = persona_dict(id=agent_id, post_frequency=SLOW_POSTS)
     raw["behavior"]["trading_behavior"]["trading_frequency"] = {
         "min_hours_between_trades": 0,
         "random_probability": 1.0,
     }
-    out = struct_pb2.Struct()
-    out.update(raw)
-    return out
+    return struct(raw)
 
 
 def test_plan_reads_the_legacy_caps() -> None:
-    raw = json.loads((REPO / "config" / "agents" / "test-grok-agent.json").read_text())
+    raw = persona_dict()
     plan = trading.plan(raw)
     assert plan is not None
     assert plan.output_mints == (USDC,)
     assert plan.max_trade_sol == 0.05
     assert plan.max_daily_trades == 2
-    coby = json.loads((REPO / "config" / "agents" / "coby-agent.json").read_text())
+    coby = persona_dict("coby-agent")
     assert trading.plan(coby) is None
     assert trading.decimal(1_500_000, 6) == "1.5"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from puppet.chain.v1 import chain_service_pb2_grpc as chain_rpc
 from puppet.social.v1 import social_pb2 as s
 from puppet.social.v1 import social_service_pb2 as spb
 from puppet_agent import trading
-from puppet_agent.testing import QUIET, until
+from puppet_agent.testing import QUIET, SLOW_POSTS, persona_dict, struct, until
 from puppet_chain.server import Chain, compose
 from puppet_chain.server import build as build_chain
 from puppet_chain.settings import ChainSettings
@@ -36,7 +35,6 @@ from solders.keypair import Keypair
 if TYPE_CHECKING:
     from puppet.chain.v1.chain_service_pb2_grpc import ChainServiceAsyncStub
 
-REPO = Path(__file__).resolve().parents[3]
 TOKEN = "chain-admin"
 ADMIN = (("authorization", f"Bearer {TOKEN}"),)
 SOL = 1_000_000_000
@@ -96,25 +94,18 @@ async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 def trader(agent_id: str, usdc: str, private_key: str | None = None) -> struct_pb2.Struct:
     """The shipped trading persona, trading the local USDC, due at every check; with a fresh
     key to import unless ``private_key`` is given ("" for none)."""
-    raw: dict[str, Any] = json.loads(
-        (REPO / "config" / "agents" / "test-grok-agent.json").read_text()
+    raw = persona_dict(
+        id=agent_id,
+        name=agent_id.title(),
+        post_frequency={**SLOW_POSTS, "peak_posting_hours": []},
     )
-    raw["id"] = agent_id
-    raw["name"] = agent_id.title()
-    raw["behavior"]["post_frequency"] = {
-        "min_hours_between_posts": 100,
-        "max_hours_between_posts": 200,
-        "peak_posting_hours": [],
-    }
     behavior = raw["behavior"]["trading_behavior"]
     behavior["trading_frequency"] = {"min_hours_between_trades": 0, "random_probability": 1.0}
     behavior["allowed_tokens"]["always_tradable"] = [trading.SOL_MINT, usdc]
     raw["solana_integration"]["private_key"] = (
         str(Keypair()) if private_key is None else private_key
     )
-    out = struct_pb2.Struct()
-    out.update(raw)
-    return out
+    return struct(raw)
 
 
 async def wallet_of(w: World, agent_id: str) -> c.Wallet:

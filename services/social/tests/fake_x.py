@@ -1,9 +1,8 @@
-"""A real HTTP fake of X API v2 (stdlib only) that verifies OAuth 1.0a and counts rate windows."""
+"""A real HTTP fake of X API v2 on LocalHttpServer: verifies OAuth 1.0a, counts rate windows."""
 
 from __future__ import annotations
 
 import json
-import logging
 import math
 import re
 import secrets
@@ -14,19 +13,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from openapi_core import Config, OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
+from puppet_runtime.local_http import LocalHttpServer, Request, Response
 from puppet_social.network import Credentials
 from puppet_social.network._oauth1 import parse_authorization, signature
 from pydantic import SecretStr
-
-log = logging.getLogger(__name__)
 
 SPEC = Path(__file__).parent / "data" / "openapi.json"
 WINDOW_S = 15 * 60
@@ -522,71 +519,42 @@ def _endpoint(method: str, path: str) -> str:
     return f"{method} {path}"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        fake = self.server.fake
-        status, body, extra, kind = fake.handle(self.command, self.path, headers, raw)
-        content_type = "application/problem+json" if kind == "problem" else "application/json"
-        if kind and kind != "problem":
-            content_type = kind
-        payload = json.dumps(body).encode()
-        parts = urlsplit(self.path)
-        fake.record(
-            Exchange(
-                method=self.command,
-                path=parts.path,
-                query=dict(parse_qsl(parts.query, keep_blank_values=True)),
-                request_body=raw,
-                status=status,
-                content_type=content_type,
-                body=payload,
-                headers=extra,
-            )
+def _http(fake: FakeX, request: Request) -> Response:
+    """Answer one request from the fake's state and record the exchange for spec validation."""
+    status, body, extra, kind = fake.handle(
+        request.method, request.path, request.headers, request.body
+    )
+    content_type = "application/problem+json" if kind == "problem" else "application/json"
+    if kind and kind != "problem":
+        content_type = kind
+    payload = json.dumps(body).encode()
+    parts = urlsplit(request.path)
+    fake.record(
+        Exchange(
+            method=request.method,
+            path=parts.path,
+            query=dict(parse_qsl(parts.query, keep_blank_values=True)),
+            request_body=request.body,
+            status=status,
+            content_type=content_type,
+            body=payload,
+            headers=extra,
         )
-        try:
-            self.send_response(status)
-            self.send_header("content-type", content_type)
-            self.send_header("content-length", str(len(payload)))
-            for key, value in extra.items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            log.debug("client went away before the answer")
-
-    do_GET = do_POST = do_DELETE = _serve  # noqa: N815
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug(format, *args)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: FakeX
+    )
+    return Response(status, payload, content_type, extra)
 
 
 @contextmanager
 def serve(fake: FakeX | None = None) -> Iterator[FakeX]:
     """Run the fake on 127.0.0.1:<free port> in a thread; base_url is set while it runs."""
-    fake = fake or FakeX()
-    server = _Server(("127.0.0.1", 0), _Handler)
-    server.fake = fake
-    fake.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
+    running = fake or FakeX()
+    server = LocalHttpServer(partial(_http, running), name="fake-x")
+    running.base_url = server.start()
     try:
-        yield fake
+        yield running
     finally:
-        fake._stopping.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+        running._stopping.set()
+        server.stop()
 
 
 @cache
