@@ -75,10 +75,11 @@ def open_channel(
 ) -> grpc.aio.Channel:
     """Open an insecure aio channel configured for calling `services` at `target`.
 
-    Safe methods of `services` (see `service_config`) are retried on UNAVAILABLE. Every call
-    made without `timeout=` gets `timeout_s`, whatever its service; streams that must outlive
-    it pass their own `timeout=`. Every call also forwards the current request id as
-    `x-request-id` (see `CallDefaultsChannel`) and, when tracing is on, the trace context.
+    Safe methods of `services` (see `service_config`) are retried on UNAVAILABLE. Every unary
+    call made without `timeout=` gets `timeout_s`, whatever its service; streaming calls have
+    only the deadline they pass (none without `timeout=`). Every call forwards the current
+    request id as `x-request-id` (see `CallDefaultsChannel`) and, when tracing is on, the
+    trace context.
 
     Args:
         target: `host:port` of the server (or any gRPC target string).
@@ -109,15 +110,17 @@ def _with_request_id(metadata: _Metadata | None) -> _Metadata | None:
 
 
 class CallDefaultsChannel(grpc.aio.Channel):
-    """A channel whose calls get a deadline and the current request id unless they bring theirs.
+    """A channel whose calls carry the current request id, and unary calls a default deadline.
 
     The defaults are filled in as the call is made, in the caller's task: unlike a grpc.aio
     client interceptor, which runs every call in a task of its own, this adds no task and no
-    callbacks (bench/RESULTS.md, "Outgoing calls").
+    callbacks (bench/RESULTS.md, "Outgoing calls"). Streaming calls keep the `timeout=` they
+    pass, none by default, as they had under the interceptor this replaces (grpc.aio ignored
+    its deadline on streams): long-lived streams such as the agent's StreamMentions rely on it.
 
     Args:
         channel: The channel the calls go out on; closed with this one.
-        timeout_s: Deadline for calls made without `timeout=`.
+        timeout_s: Deadline for unary calls made without `timeout=`.
     """
 
     def __init__(self, channel: grpc.aio.Channel, timeout_s: float) -> None:
@@ -169,7 +172,7 @@ class CallDefaultsChannel(grpc.aio.Channel):
         inner = self._channel.unary_stream(  # type: ignore[call-arg]
             method, request_serializer, response_deserializer, _registered_method
         )
-        return _UnaryStream(inner, self._timeout_s)
+        return _UnaryStream(inner)
 
     def stream_unary(
         self,
@@ -181,7 +184,7 @@ class CallDefaultsChannel(grpc.aio.Channel):
         inner = self._channel.stream_unary(  # type: ignore[call-arg]
             method, request_serializer, response_deserializer, _registered_method
         )
-        return _StreamUnary(inner, self._timeout_s)
+        return _StreamUnary(inner)
 
     def stream_stream(
         self,
@@ -193,7 +196,7 @@ class CallDefaultsChannel(grpc.aio.Channel):
         inner = self._channel.stream_stream(  # type: ignore[call-arg]
             method, request_serializer, response_deserializer, _registered_method
         )
-        return _StreamStream(inner, self._timeout_s)
+        return _StreamStream(inner)
 
 
 class _UnaryUnary(grpc.aio.UnaryUnaryMultiCallable[Any, Any]):
@@ -224,11 +227,10 @@ class _UnaryUnary(grpc.aio.UnaryUnaryMultiCallable[Any, Any]):
 
 
 class _UnaryStream(grpc.aio.UnaryStreamMultiCallable[Any, Any]):
-    __slots__ = ("_inner", "_timeout_s")
+    __slots__ = ("_inner",)
 
-    def __init__(self, inner: grpc.aio.UnaryStreamMultiCallable[Any, Any], timeout_s: float):
+    def __init__(self, inner: grpc.aio.UnaryStreamMultiCallable[Any, Any]):
         self._inner = inner
-        self._timeout_s = timeout_s
 
     def __call__(
         self,
@@ -242,7 +244,7 @@ class _UnaryStream(grpc.aio.UnaryStreamMultiCallable[Any, Any]):
     ) -> grpc.aio.UnaryStreamCall[Any, Any]:
         return self._inner(
             request,
-            timeout=self._timeout_s if timeout is None else timeout,
+            timeout=timeout,
             metadata=_with_request_id(metadata),
             credentials=credentials,
             wait_for_ready=wait_for_ready,
@@ -251,11 +253,10 @@ class _UnaryStream(grpc.aio.UnaryStreamMultiCallable[Any, Any]):
 
 
 class _StreamUnary(grpc.aio.StreamUnaryMultiCallable[Any, Any]):
-    __slots__ = ("_inner", "_timeout_s")
+    __slots__ = ("_inner",)
 
-    def __init__(self, inner: grpc.aio.StreamUnaryMultiCallable[Any, Any], timeout_s: float):
+    def __init__(self, inner: grpc.aio.StreamUnaryMultiCallable[Any, Any]):
         self._inner = inner
-        self._timeout_s = timeout_s
 
     def __call__(
         self,
@@ -268,7 +269,7 @@ class _StreamUnary(grpc.aio.StreamUnaryMultiCallable[Any, Any]):
     ) -> grpc.aio.StreamUnaryCall[Any, Any]:
         return self._inner(
             request_iterator,
-            timeout=self._timeout_s if timeout is None else timeout,
+            timeout=timeout,
             metadata=_with_request_id(metadata),
             credentials=credentials,
             wait_for_ready=wait_for_ready,
@@ -277,11 +278,10 @@ class _StreamUnary(grpc.aio.StreamUnaryMultiCallable[Any, Any]):
 
 
 class _StreamStream(grpc.aio.StreamStreamMultiCallable[Any, Any]):
-    __slots__ = ("_inner", "_timeout_s")
+    __slots__ = ("_inner",)
 
-    def __init__(self, inner: grpc.aio.StreamStreamMultiCallable[Any, Any], timeout_s: float):
+    def __init__(self, inner: grpc.aio.StreamStreamMultiCallable[Any, Any]):
         self._inner = inner
-        self._timeout_s = timeout_s
 
     def __call__(
         self,
@@ -294,7 +294,7 @@ class _StreamStream(grpc.aio.StreamStreamMultiCallable[Any, Any]):
     ) -> grpc.aio.StreamStreamCall[Any, Any]:
         return self._inner(
             request_iterator,
-            timeout=self._timeout_s if timeout is None else timeout,
+            timeout=timeout,
             metadata=_with_request_id(metadata),
             credentials=credentials,
             wait_for_ready=wait_for_ready,
