@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterator, Sequence
+from types import TracebackType
 from typing import Any
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.descriptor_pb2 import MethodOptions
+from grpc.aio import Metadata
 
 from puppet_runtime import telemetry
 from puppet_runtime.interceptors import REQUEST_ID_KEY, current_request_id
 
-__all__ = ["RETRY_POLICY", "CallDefaultsInterceptor", "open_channel", "service_config"]
+__all__ = ["RETRY_POLICY", "CallDefaultsChannel", "open_channel", "service_config"]
+
+_Metadata = Metadata | Sequence[tuple[str, str | bytes]]
+_Requests = AsyncIterator[Any] | Iterator[Any] | None
 
 _SAFE = frozenset({MethodOptions.NO_SIDE_EFFECTS, MethodOptions.IDEMPOTENT})
 
@@ -70,10 +75,11 @@ def open_channel(
 ) -> grpc.aio.Channel:
     """Open an insecure aio channel configured for calling `services` at `target`.
 
-    Safe methods of `services` (see `service_config`) are retried on UNAVAILABLE. Every call
-    made without `timeout=` gets `timeout_s`, whatever its service; streams that must outlive
-    it pass their own `timeout=`. Client interceptors also forward the current request id as
-    `x-request-id` and, when tracing is on, the trace context.
+    Safe methods of `services` (see `service_config`) are retried on UNAVAILABLE. Every unary
+    call made without `timeout=` gets `timeout_s`, whatever its service; streaming calls have
+    only the deadline they pass (none without `timeout=`). Every call forwards the current
+    request id as `x-request-id` (see `CallDefaultsChannel`) and, when tracing is on, the
+    trace context.
 
     Args:
         target: `host:port` of the server (or any gRPC target string).
@@ -85,69 +91,212 @@ def open_channel(
     options: list[tuple[str, Any]] = [("grpc.enable_retries", 1)]
     if configs:
         options.append(("grpc.service_config", json.dumps({"methodConfig": configs})))
-    interceptors: list[grpc.aio.ClientInterceptor] = [
-        *telemetry.client_interceptors(),
-        CallDefaultsInterceptor(timeout_s),
-    ]
-    return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
+    channel = grpc.aio.insecure_channel(
+        target, options=options, interceptors=telemetry.client_interceptors()
+    )
+    return CallDefaultsChannel(channel, timeout_s)
 
 
-class CallDefaultsInterceptor(
-    grpc.aio.UnaryUnaryClientInterceptor,
-    grpc.aio.UnaryStreamClientInterceptor,
-    grpc.aio.StreamUnaryClientInterceptor,
-    grpc.aio.StreamStreamClientInterceptor,
-):
-    """Gives every outgoing call a deadline and the current request id.
+def _with_request_id(metadata: _Metadata | None) -> _Metadata | None:
+    """`metadata` plus the current request id, unless it has one or no RPC is being served."""
+    request_id = current_request_id()
+    if not request_id:
+        return metadata
+    if metadata is None:
+        return ((REQUEST_ID_KEY, request_id),)
+    if any(key == REQUEST_ID_KEY for key, _ in metadata):
+        return metadata
+    return (*metadata, (REQUEST_ID_KEY, request_id))
+
+
+class CallDefaultsChannel(grpc.aio.Channel):
+    """A channel whose calls carry the current request id, and unary calls a default deadline.
+
+    The defaults are filled in as the call is made, in the caller's task: unlike a grpc.aio
+    client interceptor, which runs every call in a task of its own, this adds no task and no
+    callbacks (bench/RESULTS.md, "Outgoing calls"). Streaming calls keep the `timeout=` they
+    pass, none by default, as they had under the interceptor this replaces (grpc.aio ignored
+    its deadline on streams): long-lived streams such as the agent's StreamMentions rely on it.
 
     Args:
-        timeout_s: Deadline for calls made without `timeout=`.
+        channel: The channel the calls go out on; closed with this one.
+        timeout_s: Deadline for unary calls made without `timeout=`.
     """
 
-    def __init__(self, timeout_s: float) -> None:
+    def __init__(self, channel: grpc.aio.Channel, timeout_s: float) -> None:
+        self._channel = channel
         self._timeout_s = timeout_s
 
-    async def intercept_unary_unary(
+    async def __aenter__(self) -> CallDefaultsChannel:
+        return self
+
+    async def __aexit__(
         self,
-        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[Any]],
-        client_call_details: grpc.aio.ClientCallDetails,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        await self._channel.close()
+
+    async def close(self, grace: float | None = None) -> None:
+        await self._channel.close(grace)
+
+    def get_state(self, try_to_connect: bool = False) -> grpc.ChannelConnectivity:
+        return self._channel.get_state(try_to_connect)
+
+    async def wait_for_state_change(self, last_observed_state: grpc.ChannelConnectivity) -> None:
+        await self._channel.wait_for_state_change(last_observed_state)
+
+    async def channel_ready(self) -> None:
+        await self._channel.channel_ready()
+
+    def unary_unary(
+        self,
+        method: str,
+        request_serializer: Any = None,
+        response_deserializer: Any = None,
+        _registered_method: bool | None = False,
+    ) -> grpc.aio.UnaryUnaryMultiCallable[Any, Any]:
+        inner = self._channel.unary_unary(  # type: ignore[call-arg]
+            method, request_serializer, response_deserializer, _registered_method
+        )
+        return _UnaryUnary(inner, self._timeout_s)
+
+    def unary_stream(
+        self,
+        method: str,
+        request_serializer: Any = None,
+        response_deserializer: Any = None,
+        _registered_method: bool | None = False,
+    ) -> grpc.aio.UnaryStreamMultiCallable[Any, Any]:
+        inner = self._channel.unary_stream(  # type: ignore[call-arg]
+            method, request_serializer, response_deserializer, _registered_method
+        )
+        return _UnaryStream(inner)
+
+    def stream_unary(
+        self,
+        method: str,
+        request_serializer: Any = None,
+        response_deserializer: Any = None,
+        _registered_method: bool | None = False,
+    ) -> grpc.aio.StreamUnaryMultiCallable[Any, Any]:
+        inner = self._channel.stream_unary(  # type: ignore[call-arg]
+            method, request_serializer, response_deserializer, _registered_method
+        )
+        return _StreamUnary(inner)
+
+    def stream_stream(
+        self,
+        method: str,
+        request_serializer: Any = None,
+        response_deserializer: Any = None,
+        _registered_method: bool | None = False,
+    ) -> grpc.aio.StreamStreamMultiCallable[Any, Any]:
+        inner = self._channel.stream_stream(  # type: ignore[call-arg]
+            method, request_serializer, response_deserializer, _registered_method
+        )
+        return _StreamStream(inner)
+
+
+class _UnaryUnary(grpc.aio.UnaryUnaryMultiCallable[Any, Any]):
+    __slots__ = ("_inner", "_timeout_s")
+
+    def __init__(self, inner: grpc.aio.UnaryUnaryMultiCallable[Any, Any], timeout_s: float):
+        self._inner = inner
+        self._timeout_s = timeout_s
+
+    def __call__(
+        self,
         request: Any,
-    ) -> Any:
-        return await continuation(self._complete(client_call_details), request)
+        *,
+        timeout: float | None = None,
+        metadata: _Metadata | None = None,
+        credentials: grpc.CallCredentials | None = None,
+        wait_for_ready: bool | None = None,
+        compression: grpc.Compression | None = None,
+    ) -> grpc.aio.UnaryUnaryCall[Any, Any]:
+        return self._inner(
+            request,
+            timeout=self._timeout_s if timeout is None else timeout,
+            metadata=_with_request_id(metadata),
+            credentials=credentials,
+            wait_for_ready=wait_for_ready,
+            compression=compression,
+        )
 
-    async def intercept_unary_stream(
+
+class _UnaryStream(grpc.aio.UnaryStreamMultiCallable[Any, Any]):
+    __slots__ = ("_inner",)
+
+    def __init__(self, inner: grpc.aio.UnaryStreamMultiCallable[Any, Any]):
+        self._inner = inner
+
+    def __call__(
         self,
-        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[Any]],
-        client_call_details: grpc.aio.ClientCallDetails,
         request: Any,
-    ) -> Any:
-        return await continuation(self._complete(client_call_details), request)
+        *,
+        timeout: float | None = None,
+        metadata: _Metadata | None = None,
+        credentials: grpc.CallCredentials | None = None,
+        wait_for_ready: bool | None = None,
+        compression: grpc.Compression | None = None,
+    ) -> grpc.aio.UnaryStreamCall[Any, Any]:
+        return self._inner(
+            request,
+            timeout=timeout,
+            metadata=_with_request_id(metadata),
+            credentials=credentials,
+            wait_for_ready=wait_for_ready,
+            compression=compression,
+        )
 
-    async def intercept_stream_unary(
+
+class _StreamUnary(grpc.aio.StreamUnaryMultiCallable[Any, Any]):
+    __slots__ = ("_inner",)
+
+    def __init__(self, inner: grpc.aio.StreamUnaryMultiCallable[Any, Any]):
+        self._inner = inner
+
+    def __call__(
         self,
-        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[Any]],
-        client_call_details: grpc.aio.ClientCallDetails,
-        request_iterator: AsyncIterable[Any] | Iterable[Any],
-    ) -> Any:
-        return await continuation(self._complete(client_call_details), request_iterator)
+        request_iterator: _Requests = None,
+        timeout: float | None = None,
+        metadata: _Metadata | None = None,
+        credentials: grpc.CallCredentials | None = None,
+        wait_for_ready: bool | None = None,
+        compression: grpc.Compression | None = None,
+    ) -> grpc.aio.StreamUnaryCall[Any, Any]:
+        return self._inner(
+            request_iterator,
+            timeout=timeout,
+            metadata=_with_request_id(metadata),
+            credentials=credentials,
+            wait_for_ready=wait_for_ready,
+            compression=compression,
+        )
 
-    async def intercept_stream_stream(
+
+class _StreamStream(grpc.aio.StreamStreamMultiCallable[Any, Any]):
+    __slots__ = ("_inner",)
+
+    def __init__(self, inner: grpc.aio.StreamStreamMultiCallable[Any, Any]):
+        self._inner = inner
+
+    def __call__(
         self,
-        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[Any]],
-        client_call_details: grpc.aio.ClientCallDetails,
-        request_iterator: AsyncIterable[Any] | Iterable[Any],
-    ) -> Any:
-        return await continuation(self._complete(client_call_details), request_iterator)
-
-    def _complete(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
-        metadata = grpc.aio.Metadata(*(details.metadata or ()))
-        request_id = current_request_id()
-        if request_id and metadata.get(REQUEST_ID_KEY) is None:
-            metadata.add(REQUEST_ID_KEY, request_id)
-        return grpc.aio.ClientCallDetails(
-            method=details.method,
-            timeout=self._timeout_s if details.timeout is None else details.timeout,
-            metadata=metadata,
-            credentials=details.credentials,
-            wait_for_ready=details.wait_for_ready,
+        request_iterator: _Requests = None,
+        timeout: float | None = None,
+        metadata: _Metadata | None = None,
+        credentials: grpc.CallCredentials | None = None,
+        wait_for_ready: bool | None = None,
+        compression: grpc.Compression | None = None,
+    ) -> grpc.aio.StreamStreamCall[Any, Any]:
+        return self._inner(
+            request_iterator,
+            timeout=timeout,
+            metadata=_with_request_id(metadata),
+            credentials=credentials,
+            wait_for_ready=wait_for_ready,
+            compression=compression,
         )
