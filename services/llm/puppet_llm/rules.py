@@ -10,7 +10,7 @@ from puppet_llm import weighted
 
 _QUOTES = ('"', "'", "\u201c", "\u201d", "\u2018", "\u2019")
 _LEAD = re.compile(
-    r"^\s*(?:[-*]\s*)?(?:example|template|response|tweet|post|reply|here'?s my tweet|my tweet|"
+    r"^\s*(?:[-*#]\s*)?(?:example|template|response|tweet|post|reply|here'?s my tweet|my tweet|"
     r"how about)\s*:\s*",
     re.IGNORECASE,
 )
@@ -81,7 +81,8 @@ def clean(draft: str, style: Style) -> str:
 
 
 def drop_unfinished(text: str) -> str:
-    """A text the model was cut off in (it hit max_tokens), up to its last finished sentence.
+    """A text cut off (the model hit max_tokens, or it was cut to fit), up to its last finished
+    sentence.
 
     With no finished sentence the fragment is all there is, and it is kept.
     """
@@ -147,6 +148,8 @@ def apply(draft: str, style: Style, limits: Limits, *, cut: bool = False) -> Che
     fitted = weighted.trim(text, limits.max_weight)
     if fitted is None:
         return Checked(text, "too long")
+    if fitted != text:  # cut to fit: end at the last finished sentence that fits, if any
+        fitted = drop_unfinished(fitted)
     return Checked(fitted)
 
 

@@ -57,6 +57,7 @@ def test_clean_removes_model_artefacts() -> None:
     assert rules.clean('"Tweet: hello there"', style) == "hello there"
     assert rules.clean("Coby: hi\nTIMESTAMP: 2026\nUNIQUE_ID: x", style) == "hi"
     assert rules.clean("- Here's my tweet: yo", style) == "yo"
+    assert rules.clean("#Tweet: #MirrorOfLove", style) == "#MirrorOfLove"
 
 
 def test_clean_removes_markup_a_small_model_echoes_but_keeps_hashtags() -> None:
@@ -80,6 +81,15 @@ def test_a_cut_off_draft_ends_at_its_last_finished_sentence() -> None:
     kept = "I love tea. Oolong at dawn is the best!"
     assert rules.apply(cut, Style(), Limits(), cut=True).text == kept
     assert rules.apply(cut, Style(), Limits()).text == cut
+
+
+def test_a_text_cut_to_fit_ends_at_its_last_finished_sentence_that_fits() -> None:
+    first = "Tea at dawn is a small rebellion."
+    long = f"{first} " + "It feels amazing working alongside someone new " * 8
+    assert rules.apply(long, Style(), Limits()).text == first
+    words = "oolong " * 60
+    fitted = rules.apply(words, Style(), Limits()).text
+    assert fitted.startswith("oolong oolong") and weighted.weighted_length(fitted) <= 280
 
 
 def test_stranger_handles_and_leaked_ids_are_stripped() -> None:
